@@ -1,0 +1,38 @@
+# The two commands of the README:  make run  (the whole system)  and  make test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install services db run test lint bench bench-smoke clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+services:
+	bash scripts/services.sh
+
+db: install services
+	$(BIN)/python scripts/create_database.py
+	$(BIN)/alembic upgrade head
+
+# web, worker, beat and Flower under honcho, after the release step (migrations)
+run: db
+	mkdir -p var
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -p $${PORT:-8000} web worker beat flower
+
+test: install services
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check app workers tests
+	$(BIN)/mypy app/engine
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,570 @@
+"""``WorkflowManager``: the one owner of run state.
+
+Starting, inspecting, retrying and cancelling runs, the step protocol's
+transitions (through ``checkpoints``), the retry policy, and recovery. Every
+status change is a conditional UPDATE; nothing here reads a status, decides,
+and writes it back.
+
+Messages are sent through an injected ``dispatch(run_id, workflow, position)``
+callable, always *after* the transaction that made the run runnable commits;
+the recovery sweep covers a send that never happened.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import marshmallow
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection, Engine
+
+from app.engine import checkpoints
+from app.engine.definition import StepDefinition, Workflow
+from app.engine.errors import (
+    IdempotencyConflict,
+    IllegalTransition,
+    InvalidInput,
+    RecoveryLimitExceeded,
+    RunNotFound,
+    StepNotFound,
+)
+from app.engine.models import runs, steps
+from app.engine.registry import Registry
+from app.engine.retry import RetryPolicy
+from app.engine.serialize import request_hash
+from app.engine.states import RunStatus, StepStatus, run_sources
+
+log = logging.getLogger(__name__)
+
+Dispatch = Callable[[uuid.UUID, str, int], None]
+RunDict = dict[str, Any]
+
+MAX_PAGE = 500
+
+RUN_COLUMNS = (
+    runs.c.id,
+    runs.c.name,
+    runs.c.status,
+    runs.c.input,
+    runs.c.output,
+    runs.c.error,
+    runs.c.idempotency_key,
+    runs.c.recovery_count,
+    runs.c.created_at,
+    runs.c.updated_at,
+    runs.c.started_at,
+    runs.c.finished_at,
+)
+STEP_COLUMNS = (
+    steps.c.name,
+    steps.c.position,
+    steps.c.status,
+    steps.c.attempts,
+    steps.c.output,
+    steps.c.error,
+    steps.c.started_at,
+    steps.c.finished_at,
+    steps.c.next_attempt_at,
+)
+
+
+@dataclass(frozen=True)
+class StartResult:
+    run: RunDict
+    created: bool
+
+
+@dataclass
+class RecoveryReport:
+    resent: list[uuid.UUID] = field(default_factory=list)
+    dead_lettered: list[uuid.UUID] = field(default_factory=list)
+    failed_missing_step: list[uuid.UUID] = field(default_factory=list)
+
+
+def encode_cursor(created_at: datetime, run_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{run_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, _, run_id = base64.urlsafe_b64decode(padded).decode().partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(run_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(
+            "cursor is not valid", details={"cursor": ["not a cursor returned by this API"]}
+        ) from None
+
+
+def structured_error(
+    exc: BaseException, *, step: str, attempt: int, retryable: bool
+) -> dict[str, Any]:
+    """The error a run and a step carry: stable keys, readable message."""
+    message = str(exc) or type(exc).__name__
+    return {
+        "type": type(exc).__name__,
+        "message": message[:2000],
+        "step": step,
+        "attempt": attempt,
+        "retryable": retryable,
+    }
+
+
+class WorkflowManager:
+    def __init__(
+        self,
+        engine: Engine,
+        registry: Registry,
+        *,
+        default_policy: RetryPolicy | None = None,
+        default_step_timeout: float = 60.0,
+        recovery_grace: float = 30.0,
+        recovery_limit: int = 3,
+        dispatch: Dispatch | None = None,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.default_policy = default_policy or RetryPolicy()
+        self.default_step_timeout = default_step_timeout
+        self.recovery_grace = recovery_grace
+        self.recovery_limit = recovery_limit
+        self._dispatch = dispatch
+
+    # -- wiring ------------------------------------------------------------
+
+    def set_dispatch(self, dispatch: Dispatch) -> None:
+        self._dispatch = dispatch
+
+    def send(self, run_id: uuid.UUID, workflow: str, position: int) -> bool:
+        """Send the chain from ``position``; a failed send is left to the sweep."""
+        if self._dispatch is None:
+            log.warning("no dispatcher configured; run %s waits for the recovery sweep", run_id)
+            return False
+        try:
+            self._dispatch(run_id, workflow, position)
+        except Exception:  # broker down: the run is recorded, the sweep will send it
+            log.exception("could not send run %s; the recovery sweep will retry", run_id)
+            return False
+        return True
+
+    # -- definitions ---------------------------------------------------------
+
+    def workflow(self, name: str) -> Workflow:
+        return self.registry.get(name)
+
+    def policy_for(self, workflow: Workflow, step: StepDefinition) -> RetryPolicy:
+        return workflow.policy_for(step, self.default_policy)
+
+    def timeout_for(self, workflow: Workflow, step: StepDefinition) -> float:
+        return workflow.timeout_for(step, self.default_step_timeout)
+
+    # -- runs ----------------------------------------------------------------
+
+    def validate_input(self, workflow: Workflow, payload: Any) -> dict[str, Any]:
+        """Validate against the workflow's schema; return the JSON form that is stored."""
+        if not isinstance(payload, Mapping):
+            raise InvalidInput(
+                "input must be a JSON object", details={"input": ["Must be an object."]}
+            )
+        try:
+            loaded = workflow.input_schema.load(payload)
+        except marshmallow.ValidationError as exc:
+            raise InvalidInput(
+                f"input does not match the {workflow.name!r} schema",
+                details={"input": exc.normalized_messages()},
+            ) from None
+        dumped: dict[str, Any] = workflow.input_schema.dump(loaded)
+        return dumped
+
+    def start(
+        self,
+        name: str,
+        payload: Any,
+        idempotency_key: str | None = None,
+        *,
+        conn: Connection | None = None,
+    ) -> StartResult:
+        """Record a run and its steps in one transaction, then send its chain.
+
+        With an idempotency key, the unique (key, name) constraint decides the
+        race: the loser reads the winner's run. Same body → same run; another
+        body → ``IdempotencyConflict``. With ``conn``, the caller owns the
+        transaction and must call ``send`` after it commits.
+        """
+        workflow = self.registry.get(name)
+        data = self.validate_input(workflow, payload)
+        digest = request_hash(data) if idempotency_key is not None else None
+        run_id = uuid.uuid4()
+        insert = (
+            pg_insert(runs)
+            .values(
+                id=run_id,
+                name=name,
+                status=RunStatus.PENDING.value,
+                input=data,
+                idempotency_key=idempotency_key,
+                request_hash=digest,
+                created_at=sa.func.now(),
+                updated_at=sa.func.now(),
+            )
+            .on_conflict_do_nothing(index_elements=["idempotency_key", "name"])
+            .returning(runs.c.id)
+        )
+
+        def record(c: Connection) -> uuid.UUID | None:
+            inserted = c.execute(insert).scalar_one_or_none()
+            if inserted is None:
+                return None
+            c.execute(
+                steps.insert(),
+                [
+                    {
+                        "run_id": run_id,
+                        "position": s.position,
+                        "name": s.name,
+                        "status": StepStatus.PENDING.value,
+                        "attempts": 0,
+                    }
+                    for s in workflow.steps
+                ],
+            )
+            return run_id
+
+        if conn is not None:
+            created = record(conn)
+        else:
+            with self.engine.begin() as c:
+                created = record(c)
+        if created is None:
+            existing = self._find_by_key(name, idempotency_key, conn)
+            if existing["request_hash"] != digest:
+                raise IdempotencyConflict(
+                    "this Idempotency-Key was already used with a different request body",
+                    details={"idempotency_key": idempotency_key, "run_id": str(existing["id"])},
+                )
+            return StartResult(self.get(existing["id"], conn=conn), created=False)
+        if conn is None:
+            self.send(run_id, name, 0)
+        return StartResult(self.get(run_id, conn=conn), created=True)
+
+    def _find_by_key(
+        self, name: str, key: str | None, conn: Connection | None
+    ) -> Mapping[str, Any]:
+        query = sa.select(runs.c.id, runs.c.request_hash).where(
+            runs.c.idempotency_key == key, runs.c.name == name
+        )
+        if conn is not None:
+            row = conn.execute(query).mappings().one()
+        else:
+            with self.engine.connect() as c:
+                row = c.execute(query).mappings().one()
+        return row
+
+    def get(self, run_id: uuid.UUID | str, *, conn: Connection | None = None) -> RunDict:
+        rid = _as_uuid(run_id)
+        if conn is None:
+            with self.engine.connect() as c:
+                return self._get(c, rid)
+        return self._get(conn, rid)
+
+    def _get(self, conn: Connection, run_id: uuid.UUID) -> RunDict:
+        row = conn.execute(sa.select(*RUN_COLUMNS).where(runs.c.id == run_id)).mappings().first()
+        if row is None:
+            raise RunNotFound(f"no run with id {run_id}")
+        run = dict(row)
+        run["steps"] = [
+            dict(s)
+            for s in conn.execute(
+                sa.select(*STEP_COLUMNS).where(steps.c.run_id == run_id).order_by(steps.c.position)
+            ).mappings()
+        ]
+        return run
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[RunDict], str | None]:
+        """Newest first, keyset-paginated on (created_at, id): no OFFSET scans."""
+        limit = max(1, min(limit, MAX_PAGE))
+        query = sa.select(*RUN_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        if status:
+            query = query.where(runs.c.status == status)
+        if name:
+            query = query.where(runs.c.name == name)
+        if cursor:
+            created_at, last_id = decode_cursor(cursor)
+            query = query.where(sa.tuple_(runs.c.created_at, runs.c.id) < (created_at, last_id))
+        with self.engine.connect() as c:
+            rows = [dict(r) for r in c.execute(query.limit(limit + 1)).mappings()]
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+        return rows, next_cursor
+
+    def retry(self, run_id: uuid.UUID | str) -> RunDict:
+        """failed/cancelled → pending, resuming at the first step that did not succeed.
+
+        Succeeded steps keep their output and are never re-run; failed and
+        retrying steps get a fresh attempt budget. A step still running (a
+        cancelled run's last step) keeps its lease and finishes on its own.
+        """
+        rid = _as_uuid(run_id)
+        with self.engine.begin() as c:
+            row = c.execute(
+                runs.update()
+                .where(
+                    runs.c.id == rid,
+                    runs.c.status.in_([s.value for s in run_sources(RunStatus.PENDING)]),
+                )
+                .values(
+                    status=RunStatus.PENDING.value,
+                    error=None,
+                    finished_at=None,
+                    recovery_count=0,
+                    updated_at=sa.func.now(),
+                )
+                .returning(runs.c.name)
+            ).first()
+            if row is None:
+                self._raise_transition(c, rid, "retry")
+            c.execute(
+                steps.update()
+                .where(
+                    steps.c.run_id == rid,
+                    steps.c.status.in_([StepStatus.FAILED.value, StepStatus.RETRYING.value]),
+                )
+                .values(
+                    status=StepStatus.PENDING.value,
+                    attempts=0,
+                    error=None,
+                    next_attempt_at=None,
+                    finished_at=None,
+                )
+            )
+            first = c.execute(
+                sa.select(sa.func.min(steps.c.position)).where(
+                    steps.c.run_id == rid, steps.c.status != StepStatus.SUCCEEDED.value
+                )
+            ).scalar()
+        assert row is not None
+        if first is not None:
+            self.send(rid, row.name, int(first))
+        return self.get(rid)
+
+    def cancel(self, run_id: uuid.UUID | str) -> RunDict:
+        """pending/running → cancelled. A running step may finish; no later step starts."""
+        rid = _as_uuid(run_id)
+        with self.engine.begin() as c:
+            row = c.execute(
+                runs.update()
+                .where(
+                    runs.c.id == rid,
+                    runs.c.status.in_([s.value for s in run_sources(RunStatus.CANCELLED)]),
+                )
+                .values(
+                    status=RunStatus.CANCELLED.value,
+                    finished_at=sa.func.now(),
+                    updated_at=sa.func.now(),
+                )
+                .returning(runs.c.id)
+            ).first()
+            if row is None:
+                self._raise_transition(c, rid, "cancel")
+        return self.get(rid)
+
+    def _raise_transition(self, conn: Connection, run_id: uuid.UUID, action: str) -> None:
+        status = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar()
+        if status is None:
+            raise RunNotFound(f"no run with id {run_id}")
+        raise IllegalTransition(
+            f"cannot {action} a run that is {status}",
+            details={"status": status, "action": action},
+        )
+
+    # -- recovery --------------------------------------------------------------
+
+    def recover(self, *, batch: int = 500) -> RecoveryReport:
+        """Re-send runs that stopped moving; dead-letter runs that keep crashing.
+
+        Candidates: active runs untouched for ``recovery_grace`` seconds whose
+        first unfinished step is pending, retrying and due, or running with an
+        expired lease. Rows are locked with SKIP LOCKED so concurrent sweeps
+        split the work instead of doubling it; duplicates that still happen
+        are absorbed by the claim rule.
+        """
+        report = RecoveryReport()
+        to_send: list[tuple[uuid.UUID, str, int]] = []
+        with self.engine.begin() as c:
+            candidates = c.execute(
+                sa.text(
+                    """
+                    SELECT r.id, r.name, r.recovery_count FROM workflow_runs r
+                    WHERE r.status IN ('pending', 'running')
+                      AND r.updated_at < now() - make_interval(secs => :grace)
+                      AND NOT EXISTS (
+                          SELECT 1 FROM workflow_steps s WHERE s.run_id = r.id AND (
+                              (s.status = 'running' AND s.lease_expires_at > now())
+                           OR (s.status = 'retrying' AND s.next_attempt_at > now())))
+                    ORDER BY r.updated_at
+                    LIMIT :batch
+                    FOR UPDATE OF r SKIP LOCKED
+                    """
+                ),
+                {"grace": self.recovery_grace, "batch": batch},
+            ).all()
+            for run in candidates:
+                action = self._recover_run(c, run.id, run.name, run.recovery_count, report)
+                if action is not None:
+                    to_send.append(action)
+        for run_id, name, position in to_send:
+            self.send(run_id, name, position)
+        if report.resent or report.dead_lettered or report.failed_missing_step:
+            log.warning(
+                "recovery sweep: resent=%d dead_lettered=%d missing_step=%d",
+                len(report.resent),
+                len(report.dead_lettered),
+                len(report.failed_missing_step),
+            )
+        return report
+
+    def _recover_run(
+        self,
+        c: Connection,
+        run_id: uuid.UUID,
+        name: str,
+        recovery_count: int,
+        report: RecoveryReport,
+    ) -> tuple[uuid.UUID, str, int] | None:
+        first = c.execute(
+            sa.select(
+                steps.c.position,
+                steps.c.name,
+                steps.c.status,
+                steps.c.attempts,
+                (steps.c.lease_expires_at < sa.func.now()).label("expired"),
+            )
+            .where(steps.c.run_id == run_id, steps.c.status != StepStatus.SUCCEEDED.value)
+            .order_by(steps.c.position)
+            .limit(1)
+        ).first()
+        if first is None:
+            return None  # every step succeeded; the last checkpoint finishes the run
+        workflow = self.registry.find(name)
+        definition = workflow.step_at(first.position) if workflow else None
+        if definition is None or definition.name != first.name:
+            exc = StepNotFound(
+                f"workflow {name!r} has no step {first.name!r} at position {first.position} "
+                "in the deployed code; the run cannot continue"
+            )
+            checkpoints.fail(
+                c, run_id, first.position, None,
+                structured_error(exc, step=first.name, attempt=first.attempts, retryable=False),
+            )
+            report.failed_missing_step.append(run_id)
+            return None
+        if first.status == StepStatus.RUNNING.value:
+            # its lease expired: the worker died, was killed, or hung past its limit
+            if recovery_count >= self.recovery_limit:
+                exc2 = RecoveryLimitExceeded(
+                    f"step {first.name!r} lost its worker {recovery_count + 1} times "
+                    f"(crash, kill or expired lease); giving up after the recovery limit "
+                    f"of {self.recovery_limit}"
+                )
+                checkpoints.fail(
+                    c, run_id, first.position, None,
+                    structured_error(
+                        exc2, step=first.name, attempt=first.attempts, retryable=False
+                    ),
+                )
+                report.dead_lettered.append(run_id)
+                return None
+            c.execute(
+                steps.update()
+                .where(
+                    steps.c.run_id == run_id,
+                    steps.c.position == first.position,
+                    steps.c.status == StepStatus.RUNNING.value,
+                )
+                .values(
+                    status=StepStatus.RETRYING.value,
+                    next_attempt_at=sa.func.now(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    error={
+                        "type": "WorkerLost",
+                        "message": "the step's lease expired before it finished",
+                        "step": first.name,
+                        "attempt": first.attempts,
+                        "retryable": True,
+                    },
+                )
+            )
+            recovery_count += 1
+        elif first.status == StepStatus.FAILED.value:
+            return None
+        c.execute(
+            runs.update()
+            .where(runs.c.id == run_id)
+            .values(recovery_count=recovery_count, updated_at=sa.func.now())
+        )
+        report.resent.append(run_id)
+        return run_id, name, int(first.position)
+
+    def cleanup(self, retention_seconds: float, *, batch: int = 1000) -> int:
+        """Delete finished runs older than the retention, a batch per transaction."""
+        total = 0
+        while True:
+            with self.engine.begin() as c:
+                deleted = c.execute(
+                    sa.text(
+                        """
+                        DELETE FROM workflow_runs WHERE id IN (
+                            SELECT id FROM workflow_runs
+                            WHERE status IN ('succeeded', 'failed', 'cancelled')
+                              AND finished_at < now() - make_interval(secs => :retention)
+                            ORDER BY finished_at
+                            LIMIT :batch
+                            FOR UPDATE SKIP LOCKED)
+                        """
+                    ),
+                    {"retention": retention_seconds, "batch": batch},
+                ).rowcount
+            total += deleted
+            if deleted < batch:
+                return total
+
+    def counts_by_status(self) -> dict[str, int]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)
+            ).all()
+        counts = {s.value: 0 for s in RunStatus}
+        counts.update({status: int(n) for status, n in rows})
+        return counts
+
+
+def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise RunNotFound(f"no run with id {value}") from None
+
+
+def iter_step_names(workflow: Workflow) -> Iterable[str]:
+    return (s.name for s in workflow.steps)

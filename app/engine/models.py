@@ -1,0 +1,125 @@
+"""Tables. Alembic owns the schema (``alembic/versions``); these mappings must match it.
+
+A naming convention keeps constraint names stable across migrations. Statuses
+are stored by value as short strings with CHECK constraints, so ``psql`` shows
+the same words the API does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.engine.states import RunStatus, StepStatus
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _status_check(enum: type[RunStatus] | type[StepStatus]) -> str:
+    values = ", ".join(f"'{member.value}'" for member in enum)
+    return f"status IN ({values})"
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class WorkflowRun(Base):
+    __tablename__ = "workflow_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    input: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    output: Mapped[Any | None] = mapped_column(JSONB)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(255))
+    request_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    recovery_count: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    __table_args__ = (
+        sa.CheckConstraint(_status_check(RunStatus), name="status"),
+        sa.UniqueConstraint("idempotency_key", "name", name="uq_workflow_runs_idempotency_key"),
+        sa.Index("ix_workflow_runs_created", sa.text("created_at DESC"), sa.text("id DESC")),
+        sa.Index(
+            "ix_workflow_runs_status_created", "status", sa.text("created_at DESC"), sa.text("id DESC")
+        ),
+        sa.Index(
+            "ix_workflow_runs_name_created", "name", sa.text("created_at DESC"), sa.text("id DESC")
+        ),
+        sa.Index(
+            "ix_workflow_runs_active_updated",
+            "updated_at",
+            postgresql_where=sa.text("status IN ('pending', 'running')"),
+        ),
+        sa.Index(
+            "ix_workflow_runs_finished",
+            "finished_at",
+            postgresql_where=sa.text("status IN ('succeeded', 'failed', 'cancelled')"),
+        ),
+    )
+
+
+class WorkflowStep(Base):
+    __tablename__ = "workflow_steps"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        sa.ForeignKey("workflow_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    position: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    output: Mapped[Any | None] = mapped_column(JSONB)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(255))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    __table_args__ = (
+        sa.CheckConstraint(_status_check(StepStatus), name="status"),
+        sa.CheckConstraint("attempts >= 0", name="attempts"),
+    )
+
+
+class User(Base):
+    """Domain table of the ``signup`` example workflow."""
+
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(320), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    plan: Mapped[str] = mapped_column(sa.String(16))
+    run_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now()
+    )
+
+    __table_args__ = (sa.CheckConstraint("plan IN ('free', 'pro')", name="plan"),)
+
+
+runs = WorkflowRun.__table__
+steps = WorkflowStep.__table__
+users = User.__table__

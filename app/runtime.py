@@ -1,0 +1,55 @@
+"""Process-wide wiring: settings → registry → ``WorkflowManager``.
+
+The web app, the worker, beat and the CLI all build their manager here, so
+they agree on workflows, retry defaults and recovery limits. The dispatcher
+(Celery) is attached by whoever owns a Celery app; the engine never imports it.
+"""
+
+from __future__ import annotations
+
+from app.engine.db import get_engine
+from app.engine.manager import Dispatch, WorkflowManager
+from app.engine.registry import registry
+from app.engine.retry import RetryPolicy
+from app.settings import Settings, get_settings
+
+_managers: dict[int, WorkflowManager] = {}
+
+
+def default_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.workflow_retry_attempts,
+        initial_delay=settings.workflow_retry_delay,
+        max_delay=settings.workflow_retry_max_delay,
+    )
+
+
+def load_workflows(settings: Settings | None = None) -> None:
+    registry.load((settings or get_settings()).workflow_modules)
+
+
+def build_manager(settings: Settings, dispatch: Dispatch | None = None) -> WorkflowManager:
+    load_workflows(settings)
+    return WorkflowManager(
+        get_engine(settings.database_url),
+        registry,
+        default_policy=default_policy(settings),
+        default_step_timeout=settings.workflow_step_timeout,
+        recovery_grace=settings.workflow_recovery_grace,
+        recovery_limit=settings.workflow_recovery_limit,
+        dispatch=dispatch,
+    )
+
+
+def get_manager() -> WorkflowManager:
+    """This process's manager for the current settings, with the Celery dispatcher."""
+    settings = get_settings()
+    key = id(settings)
+    manager = _managers.get(key)
+    if manager is None:
+        from workers.dispatch import celery_dispatch  # wired here, not imported by views
+
+        manager = build_manager(settings, dispatch=celery_dispatch)
+        _managers.clear()
+        _managers[key] = manager
+    return manager

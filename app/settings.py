@@ -1,0 +1,201 @@
+"""The one place that reads the environment.
+
+Every value is cast once, here, into a frozen ``Settings``; a bad value fails at
+start-up with a message naming the variable (``ConfigError``), so a typo in a
+deployment never surfaces later as a confusing runtime error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+T = TypeVar("T")
+
+DEFAULT_WORKFLOW_MODULES = ("app.workflows.signup",)
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or has a value we cannot use."""
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {raw!r}")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[str, str], str]:
+    def cast(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return cast
+
+
+def _url(*schemes: str) -> Callable[[str, str], str]:
+    def cast(name: str, raw: str) -> str:
+        scheme = urlparse(raw).scheme.split("+")[0]
+        if scheme not in schemes:
+            raise ConfigError(f"{name} must be a URL with scheme {'/'.join(schemes)}, got {raw!r}")
+        return raw
+
+    return cast
+
+
+def _csv(name: str, raw: str) -> tuple[str, ...]:
+    items = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not items:
+        raise ConfigError(f"{name} must list at least one item")
+    return items
+
+
+def _basic_auth(name: str, raw: str) -> str:
+    for pair in raw.split(","):
+        user, sep, password = pair.partition(":")
+        if not sep or not user or not password:
+            raise ConfigError(f"{name} must look like user:password[,user2:password2]")
+    return raw
+
+
+def _str(name: str, raw: str) -> str:
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/stepwise"
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    celery_visibility_timeout: float = 3600.0
+    api_token: str | None = None
+    secret_key: str | None = None
+    flower_basic_auth: str | None = None
+    flower_port: int = 5555
+    port: int = 8000
+    max_content_length: int = 1024 * 1024
+    sendgrid_api_key: str | None = None
+    sendgrid_api_host: str = "https://api.sendgrid.com"
+    smtp_url: str | None = None
+    email_from: str = "stepwise@localhost"
+    notify_webhook_url: str | None = None
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None
+    integration_timeout: float = 10.0
+    workflow_modules: tuple[str, ...] = DEFAULT_WORKFLOW_MODULES
+    workflow_retry_attempts: int = 3
+    workflow_retry_delay: float = 1.0
+    workflow_retry_max_delay: float = 300.0
+    workflow_step_timeout: float = 60.0
+    workflow_recovery_interval: float = 10.0
+    workflow_recovery_grace: float = 30.0
+    workflow_recovery_limit: int = 3
+    workflow_cleanup_retention: float = 30 * 86400.0
+    log_format: str = "json"
+    log_level: str = "info"
+
+    def override(self, **changes: Any) -> Settings:
+        """A copy with some values replaced (tests, ``create_app(settings=...)``)."""
+        return replace(self, **changes)
+
+
+# variable name -> (field, cast)
+_VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "DATABASE_URL": ("database_url", _url("postgresql", "postgres")),
+    "CELERY_BROKER_URL": ("celery_broker_url", _url("redis", "rediss", "amqp", "amqps")),
+    "CELERY_VISIBILITY_TIMEOUT": ("celery_visibility_timeout", _positive_float),
+    "API_TOKEN": ("api_token", _str),
+    "SECRET_KEY": ("secret_key", _str),
+    "FLOWER_BASIC_AUTH": ("flower_basic_auth", _basic_auth),
+    "FLOWER_PORT": ("flower_port", _positive_int),
+    "PORT": ("port", _positive_int),
+    "MAX_CONTENT_LENGTH": ("max_content_length", _positive_int),
+    "SENDGRID_API_KEY": ("sendgrid_api_key", _str),
+    "SENDGRID_API_HOST": ("sendgrid_api_host", _url("http", "https")),
+    "SMTP_URL": ("smtp_url", _url("smtp", "smtps")),
+    "EMAIL_FROM": ("email_from", _str),
+    "NOTIFY_WEBHOOK_URL": ("notify_webhook_url", _url("http", "https")),
+    "STRIPE_API_KEY": ("stripe_api_key", _str),
+    "STRIPE_API_BASE": ("stripe_api_base", _url("http", "https")),
+    "INTEGRATION_TIMEOUT": ("integration_timeout", _positive_float),
+    "WORKFLOW_MODULES": ("workflow_modules", _csv),
+    "WORKFLOW_RETRY_ATTEMPTS": ("workflow_retry_attempts", _positive_int),
+    "WORKFLOW_RETRY_DELAY": ("workflow_retry_delay", _positive_float),
+    "WORKFLOW_RETRY_MAX_DELAY": ("workflow_retry_max_delay", _positive_float),
+    "WORKFLOW_STEP_TIMEOUT": ("workflow_step_timeout", _positive_float),
+    "WORKFLOW_RECOVERY_INTERVAL": ("workflow_recovery_interval", _positive_float),
+    "WORKFLOW_RECOVERY_GRACE": ("workflow_recovery_grace", _positive_float),
+    "WORKFLOW_RECOVERY_LIMIT": ("workflow_recovery_limit", _positive_int),
+    "WORKFLOW_CLEANUP_RETENTION": ("workflow_cleanup_retention", _positive_float),
+    "LOG_FORMAT": ("log_format", _choice("json", "text")),
+    "LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
+}
+
+ENVIRONMENT_VARIABLES = tuple(_VARIABLES)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``environ`` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for variable, (name, cast) in _VARIABLES.items():
+        raw = env.get(variable)
+        if raw is None or raw == "":
+            continue
+        values[name] = cast(variable, raw)
+    settings = Settings(**values)
+    if settings.workflow_step_timeout <= 0:
+        raise ConfigError("WORKFLOW_STEP_TIMEOUT must be greater than 0")
+    if settings.workflow_recovery_interval <= 0:
+        raise ConfigError("WORKFLOW_RECOVERY_INTERVAL must be greater than 0")
+    if settings.celery_visibility_timeout <= settings.workflow_step_timeout * 2 + 30:
+        raise ConfigError(
+            "CELERY_VISIBILITY_TIMEOUT must exceed twice WORKFLOW_STEP_TIMEOUT plus 30 s, "
+            "or the broker would redeliver steps that are still running"
+        )
+    return settings
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = load_settings()
+    return _current
+
+
+def set_settings(settings: Settings) -> None:
+    """Install settings for this process (the app factory and tests use it)."""
+    global _current
+    _current = settings
+
+
+__all__ = [
+    "ConfigError",
+    "ENVIRONMENT_VARIABLES",
+    "Settings",
+    "get_settings",
+    "load_settings",
+    "set_settings",
+]

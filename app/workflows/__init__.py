@@ -1,0 +1,1 @@
+"""The bundled workflows. Each module declares one with ``app.engine.Workflow``."""

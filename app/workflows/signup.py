@@ -1,0 +1,95 @@
+"""``signup``: create the account, set up billing, welcome the user, tell the team."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from marshmallow import Schema, fields, validate
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.engine import NonRetryableError, StepContext, Workflow
+from app.engine.models import users
+from app.integrations.billing import billing_provider
+from app.integrations.chat import notifier
+from app.integrations.email import EmailMessage, email_sender
+from app.settings import get_settings
+
+
+class SignupInput(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    plan = fields.String(required=True, validate=validate.OneOf(["free", "pro"]))
+
+
+class DuplicateSignup(NonRetryableError):
+    code = "duplicate_signup"
+
+
+signup = Workflow(
+    "signup",
+    input_schema=SignupInput,
+    description="Create the account, set up billing, send the welcome email, tell the team.",
+)
+
+
+@signup.step(transactional=True)
+def create_user(ctx: StepContext, session: Session) -> dict[str, Any]:
+    """Exactly once: the insert commits with the step's checkpoint."""
+    email = str(ctx.input["email"]).strip().lower()
+    user_id = session.execute(
+        insert(users)
+        .values(
+            id=uuid.uuid4(),
+            email=email,
+            name=ctx.input["name"],
+            plan=ctx.input["plan"],
+            run_id=ctx.run_id,
+        )
+        .on_conflict_do_nothing(index_elements=["email"])
+        .returning(users.c.id)
+    ).scalar_one_or_none()
+    if user_id is None:
+        owner = session.execute(sa.select(users.c.run_id).where(users.c.email == email)).scalar()
+        raise DuplicateSignup(
+            f"a user with email {email} already exists", details={"created_by_run": str(owner)}
+        )
+    return {"user_id": str(user_id), "email": email}
+
+
+@signup.step()
+def provision_plan(ctx: StepContext) -> dict[str, Any]:
+    """Pro plans get a billing customer, created with this step's idempotency key."""
+    if ctx.input["plan"] != "pro":
+        return {"plan": "free", "customer_id": None}
+    customer = billing_provider(get_settings()).create_customer(
+        email=ctx.outputs["create_user"]["email"],
+        name=str(ctx.input["name"]),
+        idempotency_key=ctx.idempotency_key,
+    )
+    return {"plan": "pro", "customer_id": customer}
+
+
+@signup.step()
+def send_welcome_email(ctx: StepContext) -> dict[str, Any]:
+    settings = get_settings()
+    message = EmailMessage(
+        to=ctx.outputs["create_user"]["email"],
+        subject=f"Welcome to Stepwise, {ctx.input['name']}!",
+        text=(
+            f"Hi {ctx.input['name']},\n\nyour {ctx.input['plan']} account is ready.\n\n"
+            "— the Stepwise team"
+        ),
+        sender=settings.email_from,
+    )
+    message_id = email_sender(settings).send(message, idempotency_key=ctx.idempotency_key)
+    return {"message_id": message_id, "to": message.to}
+
+
+@signup.step()
+def notify_team(ctx: StepContext) -> dict[str, Any]:
+    text = f"New signup: {ctx.input['name']} <{ctx.outputs['create_user']['email']}> ({ctx.input['plan']})"
+    notifier(get_settings()).notify(text, idempotency_key=ctx.idempotency_key)
+    return {"notified": True}

@@ -1,0 +1,76 @@
+"""Session set-up: a fresh, migrated Postgres database and a private Redis
+database for this test session, real services only."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support import environment as env
+
+os.environ.update(env.TEST_ENV)
+
+from app.settings import load_settings, set_settings  # noqa: E402
+
+set_settings(load_settings())
+
+
+def _admin_engine() -> sa.Engine:
+    return sa.create_engine(env.ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+
+def alembic_config(url: str):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config(str(env_root() / "alembic.ini"))
+    cfg.attributes["database_url"] = url
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def env_root():  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database() -> Iterator[str]:
+    from alembic import command
+
+    admin = _admin_engine()
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{env.DB_NAME}"'))
+    command.upgrade(alembic_config(env.DATABASE_URL), "head")
+    yield env.DATABASE_URL
+    from app.engine.db import dispose_engines
+
+    dispose_engines()
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{env.DB_NAME}" WITH (FORCE)'))
+    admin.dispose()
+    env.release_redis_db(env.REDIS_DB)
+
+
+@pytest.fixture(scope="session")
+def engine(database: str) -> sa.Engine:
+    from app.engine.db import get_engine
+
+    return get_engine(database)
+
+
+@pytest.fixture(scope="session")
+def manager(database: str):  # type: ignore[no-untyped-def]
+    from app.runtime import get_manager
+
+    return get_manager()
+
+
+@pytest.fixture
+def redis_store():  # type: ignore[no-untyped-def]
+    from tests.support.workflows import store
+
+    return store()

@@ -1,0 +1,42 @@
+import pytest
+
+from app.settings import ConfigError, load_settings
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = load_settings({})
+    assert settings.celery_broker_url == "redis://127.0.0.1:6379/0"
+    assert settings.port == 8000 and settings.flower_port == 5555
+    assert settings.log_format == "json"
+
+
+def test_values_are_cast() -> None:
+    settings = load_settings(
+        {"WORKFLOW_RETRY_DELAY": "0.5", "WORKFLOW_RETRY_ATTEMPTS": "7", "LOG_FORMAT": "TEXT"}
+    )
+    assert (settings.workflow_retry_delay, settings.workflow_retry_attempts) == (0.5, 7)
+    assert settings.log_format == "text"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WORKFLOW_RETRY_ATTEMPTS", "three"),
+        ("WORKFLOW_RETRY_ATTEMPTS", "0"),
+        ("WORKFLOW_RETRY_DELAY", "soon"),
+        ("WORKFLOW_STEP_TIMEOUT", "-1"),
+        ("PORT", "http"),
+        ("LOG_FORMAT", "xml"),
+        ("DATABASE_URL", "mysql://x"),
+        ("CELERY_BROKER_URL", "kafka://x"),
+        ("FLOWER_BASIC_AUTH", "nopassword"),
+    ],
+)
+def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        load_settings({variable: value})
+
+
+def test_visibility_timeout_must_outlast_the_step_time_limit() -> None:
+    with pytest.raises(ConfigError, match="CELERY_VISIBILITY_TIMEOUT"):
+        load_settings({"WORKFLOW_STEP_TIMEOUT": "600", "CELERY_VISIBILITY_TIMEOUT": "900"})

@@ -1,0 +1,35 @@
+from app.engine.states import (
+    RunStatus,
+    StepStatus,
+    can_cancel,
+    can_retry,
+    run_sources,
+    step_sources,
+)
+
+
+def test_operator_retry_is_allowed_only_from_failed_or_cancelled() -> None:
+    assert run_sources(RunStatus.PENDING) == {RunStatus.FAILED, RunStatus.CANCELLED}
+    assert [s for s in RunStatus if can_retry(s)] == [RunStatus.FAILED, RunStatus.CANCELLED]
+
+
+def test_cancel_is_allowed_only_while_active() -> None:
+    assert [s for s in RunStatus if can_cancel(s)] == [RunStatus.PENDING, RunStatus.RUNNING]
+
+
+def test_succeeded_is_final_for_runs_and_steps() -> None:
+    assert all(RunStatus.SUCCEEDED not in run_sources(t) or False for t in [RunStatus.PENDING])
+    assert not any(StepStatus.SUCCEEDED in step_sources(t) for t in StepStatus)
+
+
+def test_a_step_is_claimed_from_pending_retrying_or_an_expired_run() -> None:
+    assert step_sources(StepStatus.RUNNING) == {
+        StepStatus.PENDING,
+        StepStatus.RETRYING,
+        StepStatus.RUNNING,
+    }
+
+
+def test_statuses_are_the_contract_words() -> None:
+    assert [s.value for s in RunStatus] == ["pending", "running", "succeeded", "failed", "cancelled"]
+    assert [s.value for s in StepStatus] == ["pending", "running", "retrying", "succeeded", "failed"]

@@ -1,0 +1,68 @@
+"""The test session's own Postgres database and Redis database number.
+
+Chosen when ``tests/conftest.py`` is imported — before anything imports
+``workers`` — so the Celery app, the manager and every worker subprocess see
+the same, fresh, isolated services.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from urllib.parse import urlparse, urlunparse
+
+import redis
+
+ADMIN_URL = os.environ.get(
+    "STEPWISE_TEST_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_BASE = os.environ.get("STEPWISE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+LOCK_KEY = "stepwise:test-session-lock"
+LOCK_TTL = 3 * 3600
+
+
+def database_url(name: str) -> str:
+    parts = urlparse(ADMIN_URL)
+    return urlunparse(parts._replace(path=f"/{name}"))
+
+
+def claim_redis_db() -> int:
+    """Take a Redis database number no other live test session holds."""
+    token = f"{os.getpid()}:{secrets.token_hex(4)}"
+    for number in range(1, 16):
+        client = redis.Redis.from_url(f"{REDIS_BASE}/{number}")
+        if client.set(LOCK_KEY, token, nx=True, ex=LOCK_TTL):
+            # whatever an earlier crashed session left is stale
+            for key in client.scan_iter(count=1000):
+                if key != LOCK_KEY.encode():
+                    client.delete(key)
+            client.close()
+            return number
+        client.close()
+    raise RuntimeError("no free Redis database (1-15) for this test session")
+
+
+def release_redis_db(number: int) -> None:
+    client = redis.Redis.from_url(f"{REDIS_BASE}/{number}")
+    client.flushdb()
+    client.close()
+
+
+DB_NAME = f"stepwise_test_{secrets.token_hex(4)}"
+DATABASE_URL = database_url(DB_NAME)
+REDIS_DB = claim_redis_db()
+REDIS_URL = f"{REDIS_BASE}/{REDIS_DB}"
+
+TEST_ENV = {
+    "DATABASE_URL": DATABASE_URL,
+    "CELERY_BROKER_URL": REDIS_URL,
+    "TEST_REDIS_URL": REDIS_URL,
+    "WORKFLOW_MODULES": "app.workflows.signup,tests.support.workflows",
+    "WORKFLOW_STEP_TIMEOUT": "4",
+    "WORKFLOW_RETRY_DELAY": "0.2",
+    "WORKFLOW_RECOVERY_INTERVAL": "1",
+    "WORKFLOW_RECOVERY_GRACE": "1",
+    "WORKFLOW_RECOVERY_LIMIT": "2",
+    "LOG_FORMAT": "json",
+    "LOG_LEVEL": "info",
+}

@@ -1,0 +1,215 @@
+"""The step protocol, written once; every step task runs it.
+
+claim the lease → replay if already succeeded → run with a ``StepContext`` →
+checkpoint while holding the lease → on error ask the retry policy.
+
+The chain message is a fast path, never the source of truth: if a step
+finishes and its message carried no rest-of-chain although steps remain (a
+chain lost on retry, celery#6631), the rest is re-sent from Postgres.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from typing import Any
+
+import structlog
+from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.orm import Session
+
+from app.engine import checkpoints
+from app.engine.checkpoints import ClaimOutcome
+from app.engine.definition import StepContext, StepDefinition, Workflow
+from app.engine.errors import NonRetryableError, RetryableError, StepNotFound
+from app.engine.manager import WorkflowManager, structured_error
+from app.engine.registry import Registry
+from app.engine.serialize import to_json_value
+from app.runtime import get_manager
+from app.settings import get_settings
+from workers.config import hard_limit, lease_seconds, max_countdown
+
+log = structlog.get_logger("stepwise.step")
+
+
+class StepFailed(Exception):
+    """Raised after a step's failure is recorded, so Celery and Flower show FAILURE."""
+
+
+class StepTimedOut(RetryableError):
+    code = "step_timed_out"
+
+
+class LeaseLost(Exception):
+    """Our lease was taken over (we ran past it); our work is discarded."""
+
+
+def _stop_chain(task: Task) -> None:
+    task.request.chain = None
+
+
+def _lease_owner(task: Task) -> str:
+    # unique per delivery: a duplicated message carries the same task id
+    return f"{task.request.hostname}:{os.getpid()}:{task.request.id}:{secrets.token_hex(4)}"
+
+
+def run_step(task: Task, workflow_name: str, position: int, run_id_text: str) -> Any:
+    manager = get_manager()
+    run_id = uuid.UUID(run_id_text)
+    workflow = manager.registry.find(workflow_name)
+    step = workflow.step_at(position) if workflow else None
+    if workflow is None or step is None:
+        return _fail_missing(task, manager, run_id, workflow_name, position)
+    timeout = manager.timeout_for(workflow, step)
+    owner = _lease_owner(task)
+    with manager.engine.begin() as conn:
+        # a claim is only a lease: losing it in a crash just leaves the step claimable
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        claim = checkpoints.claim(conn, run_id, position, owner, lease_seconds(timeout))
+    if claim.outcome is ClaimOutcome.SUCCEEDED:
+        log.info("step already succeeded; replaying its output")
+        if not claim.next_step_pending:
+            _stop_chain(task)
+        elif not task.request.chain:
+            manager.send(run_id, workflow_name, position + 1)
+        return claim.output
+    if claim.outcome is not ClaimOutcome.CLAIMED:
+        log.info("step not claimed", outcome=claim.outcome.value)
+        _stop_chain(task)
+        return None
+
+    structlog.contextvars.bind_contextvars(attempt=claim.attempt)
+    assert claim.input is not None and claim.outputs is not None
+    ctx = StepContext(
+        run_id=run_id,
+        workflow=workflow_name,
+        step=step.name,
+        position=position,
+        attempt=claim.attempt,
+        input=claim.input,
+        outputs=claim.outputs,
+    )
+    last = position == len(workflow.steps) - 1
+    where = f"step {step.task_name!r}"
+    log.info("step started")
+    try:
+        if step.transactional:
+            with manager.engine.begin() as conn:
+                session = Session(bind=conn, join_transaction_mode="rollback_only")
+                output = to_json_value(step.function(ctx, session), where=where)
+                session.flush()
+                status = checkpoints.checkpoint(
+                    conn, run_id, position, step.name, owner, output, last=last
+                )
+                if status is None:
+                    raise LeaseLost()
+        else:
+            output = to_json_value(step.function(ctx), where=where)
+            with manager.engine.begin() as conn:
+                status = checkpoints.checkpoint(
+                    conn, run_id, position, step.name, owner, output, last=last
+                )
+            if status is None:
+                raise LeaseLost()
+    except LeaseLost:
+        log.warning("step lost its lease before its checkpoint; its result is discarded")
+        _stop_chain(task)
+        return None
+    except SoftTimeLimitExceeded:
+        return _handle_failure(
+            task, manager, workflow, step, run_id, owner, claim.attempt,
+            StepTimedOut(f"step {step.name!r} exceeded its time limit of {timeout:g} s"),
+        )
+    except Exception as exc:  # the step's own failure: the policy classifies it
+        return _handle_failure(task, manager, workflow, step, run_id, owner, claim.attempt, exc)
+
+    log.info("step succeeded", run_status=status)
+    if last or status != "running":
+        _stop_chain(task)
+    elif not task.request.chain:
+        # the rest of the chain is missing (lost on retry or on redelivery): rebuild it
+        manager.send(run_id, workflow_name, position + 1)
+    return output
+
+
+def _handle_failure(
+    task: Task,
+    manager: WorkflowManager,
+    workflow: Workflow,
+    step: StepDefinition,
+    run_id: uuid.UUID,
+    owner: str,
+    attempt: int,
+    exc: BaseException,
+) -> Any:
+    policy = manager.policy_for(workflow, step)
+    retry = policy.should_retry(attempt, exc)
+    error = structured_error(exc, step=step.name, attempt=attempt, retryable=retry)
+    if retry:
+        delay = policy.delay_for(attempt, exc)
+        with manager.engine.begin() as conn:
+            scheduled = checkpoints.schedule_retry(conn, run_id, step.position, owner, error, delay)
+        if scheduled is None or scheduled[1] not in ("pending", "running"):
+            _stop_chain(task)
+            return None
+        log.warning("step failed; retrying", error=error, delay=round(delay, 3))
+        if delay <= max_countdown(get_settings()):
+            # same task, same chain: the rest of the workflow rides along
+            raise task.retry(countdown=delay, max_retries=None)
+        _stop_chain(task)  # a long delay waits in Postgres; the sweep sends it when due
+        return None
+    with manager.engine.begin() as conn:
+        checkpoints.fail(conn, run_id, step.position, owner, error)
+    log.error("step failed; run failed", error=error)
+    _stop_chain(task)
+    raise StepFailed(f"{error['type']}: {error['message']}")
+
+
+def _fail_missing(
+    task: Task, manager: WorkflowManager, run_id: uuid.UUID, workflow_name: str, position: int
+) -> None:
+    exc = StepNotFound(
+        f"workflow {workflow_name!r} has no step at position {position} in the deployed code"
+    )
+    with manager.engine.begin() as conn:
+        checkpoints.fail(
+            conn, run_id, position, None,
+            structured_error(exc, step=f"#{position}", attempt=0, retryable=False),
+        )
+    _stop_chain(task)
+    raise StepFailed(str(exc))
+
+
+def register_step_tasks(celery_app: Celery, registry: Registry) -> list[str]:
+    """One Celery task per step, named ``<workflow>.<step>``, with its time limits."""
+    settings = get_settings()
+    names = []
+    for workflow in registry:
+        for step in workflow.steps:
+            if step.task_name in celery_app.tasks:
+                continue
+            timeout = workflow.timeout_for(step, settings.workflow_step_timeout)
+            celery_app.task(
+                name=step.task_name,
+                bind=True,
+                soft_time_limit=timeout,
+                time_limit=hard_limit(timeout),
+                acks_late=True,
+                reject_on_worker_lost=True,
+                ignore_result=True,
+                max_retries=None,
+                throws=(StepFailed, NonRetryableError),
+                typing=False,
+            )(_make_body(workflow.name, step.position))
+            names.append(step.task_name)
+    return names
+
+
+def _make_body(workflow_name: str, position: int) -> Any:
+    def body(task: Task, run_id: str) -> Any:
+        return run_step(task, workflow_name, position, run_id)
+
+    body.__name__ = f"step_{workflow_name}_{position}"
+    return body
