@@ -26,12 +26,30 @@ def database_url(name: str) -> str:
     return urlunparse(parts._replace(path=f"/{name}"))
 
 
+def _holder_alive(value: bytes | None) -> bool:
+    """A lock whose holder process is gone (a killed test run) is free again."""
+    if value is None:
+        return False
+    try:
+        pid = int(value.decode().split(":", 1)[0])
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def claim_redis_db() -> int:
     """Take a Redis database number no other live test session holds."""
     token = f"{os.getpid()}:{secrets.token_hex(4)}"
     for number in range(1, 16):
         client = redis.Redis.from_url(f"{REDIS_BASE}/{number}")
-        if client.set(LOCK_KEY, token, nx=True, ex=LOCK_TTL):
+        taken = client.set(LOCK_KEY, token, nx=True, ex=LOCK_TTL)
+        if not taken and not _holder_alive(client.get(LOCK_KEY)):
+            client.set(LOCK_KEY, token, ex=LOCK_TTL)
+            taken = client.get(LOCK_KEY) == token.encode()
+        if taken:
             # whatever an earlier crashed session left is stale
             for key in client.scan_iter(count=1000):
                 if key != LOCK_KEY.encode():
