@@ -119,7 +119,7 @@ class Workflow:
         """Declare the next step. Order of declaration is order of execution."""
 
         def decorate(function: StepFunction) -> StepFunction:
-            step_name = name or getattr(function, "__name__", "")
+            step_name: str = name or str(getattr(function, "__name__", ""))
             where = f"workflow {self.name!r}, step {step_name!r}"
             if self.frozen:
                 raise DefinitionError(f"{where}: workflow is frozen; steps cannot be added")

@@ -16,7 +16,7 @@ import base64
 import binascii
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -180,7 +180,7 @@ class WorkflowManager:
         except marshmallow.ValidationError as exc:
             raise InvalidInput(
                 f"input does not match the {workflow.name!r} schema",
-                details={"input": exc.normalized_messages()},
+                details={"input": exc.normalized_messages()},  # type: ignore[no-untyped-call]
             ) from None
         dumped: dict[str, Any] = workflow.input_schema.dump(loaded)
         return dumped
@@ -263,11 +263,9 @@ class WorkflowManager:
             runs.c.idempotency_key == key, runs.c.name == name
         )
         if conn is not None:
-            row = conn.execute(query).mappings().one()
-        else:
-            with self.engine.connect() as c:
-                row = c.execute(query).mappings().one()
-        return row
+            return dict(conn.execute(query).mappings().one())
+        with self.engine.connect() as c:
+            return dict(c.execute(query).mappings().one())
 
     def get(self, run_id: uuid.UUID | str, *, conn: Connection | None = None) -> RunDict:
         rid = _as_uuid(run_id)
@@ -565,6 +563,3 @@ def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
     except ValueError:
         raise RunNotFound(f"no run with id {value}") from None
 
-
-def iter_step_names(workflow: Workflow) -> Iterable[str]:
-    return (s.name for s in workflow.steps)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -120,6 +120,6 @@ class User(Base):
     __table_args__ = (sa.CheckConstraint("plan IN ('free', 'pro')", name="plan"),)
 
 
-runs = WorkflowRun.__table__
-steps = WorkflowStep.__table__
-users = User.__table__
+runs = cast(sa.Table, WorkflowRun.__table__)
+steps = cast(sa.Table, WorkflowStep.__table__)
+users = cast(sa.Table, User.__table__)

@@ -34,6 +34,7 @@ def executions(run_id: Any, step: str) -> int:
 def wait_gate(ctx: StepContext, gate: str, limit: float = 60.0) -> None:
     """Block until the test opens ``gate`` (a Redis key), marking ourselves as arrived."""
     r = store()
+    r.hset("pids", str(ctx.run_id), os.getpid())
     r.sadd(f"arrived:{gate}", str(ctx.run_id))
     deadline = time.monotonic() + limit
     while not r.exists(f"gate:{gate}"):
