@@ -55,6 +55,35 @@ def _lease_owner(task: Task) -> str:
     return f"{task.request.hostname}:{os.getpid()}:{task.request.id}:{secrets.token_hex(4)}"
 
 
+def _claim(
+    manager: WorkflowManager, run_id: uuid.UUID, position: int, owner: str, timeout: float
+) -> checkpoints.Claim:
+    with manager.engine.begin() as conn:
+        # a claim is only a lease: losing it in a crash just leaves the step claimable
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        return checkpoints.claim(conn, run_id, position, owner, lease_seconds(timeout))
+
+
+def _holder_died_here(task: Task, holder: str | None) -> bool:
+    """Whether the lease holder was a process of this worker node that no longer exists."""
+    if not holder:
+        return False
+    node, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if node != task.request.hostname or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def run_step(task: Task, workflow_name: str, position: int, run_id_text: str) -> Any:
     manager = get_manager()
     run_id = uuid.UUID(run_id_text)
@@ -64,10 +93,16 @@ def run_step(task: Task, workflow_name: str, position: int, run_id_text: str) ->
         return _fail_missing(task, manager, run_id, workflow_name, position)
     timeout = manager.timeout_for(workflow, step)
     owner = _lease_owner(task)
-    with manager.engine.begin() as conn:
-        # a claim is only a lease: losing it in a crash just leaves the step claimable
-        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-        claim = checkpoints.claim(conn, run_id, position, owner, lease_seconds(timeout))
+    claim = _claim(manager, run_id, position, owner, timeout)
+    if claim.outcome is ClaimOutcome.BUSY and _holder_died_here(task, claim.lease_owner):
+        # a pool child of this very worker died mid-step (SIGKILL, OOM) and the
+        # message came back (reject_on_worker_lost): take over without waiting
+        # for the lease to run out
+        log.warning("lease holder died; taking the step over", holder=claim.lease_owner)
+        if manager.take_over_dead_lease(
+            run_id, position, step.name, str(claim.lease_owner), claim.attempt
+        ):
+            claim = _claim(manager, run_id, position, owner, timeout)
     if claim.outcome is ClaimOutcome.SUCCEEDED:
         log.info("step already succeeded; replaying its output")
         if not claim.next_step_pending:

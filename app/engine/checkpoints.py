@@ -65,6 +65,7 @@ _CLAIM = sa.text(
 _INSPECT = sa.text(
     """
     SELECT s.status AS step_status, s.output, s.lease_expires_at, s.next_attempt_at,
+           s.lease_owner, s.attempts,
            s.lease_expires_at > now() AS lease_live,
            r.status AS run_status,
            (SELECT n.status FROM workflow_steps n
@@ -162,6 +163,7 @@ class Claim:
     outputs: dict[str, Any] | None = None
     output: Any = None
     next_step_pending: bool = False
+    lease_owner: str | None = None
 
 
 def claim(
@@ -193,7 +195,25 @@ def claim(
         return Claim(ClaimOutcome.INACTIVE)
     if info.step_status == "retrying":
         return Claim(ClaimOutcome.NOT_DUE)
-    return Claim(ClaimOutcome.BUSY)
+    return Claim(ClaimOutcome.BUSY, attempt=info.attempts, lease_owner=info.lease_owner)
+
+
+_EXPIRE_LEASE = sa.text(
+    """
+    UPDATE workflow_steps SET lease_expires_at = now() - interval '1 second'
+    WHERE run_id = :run_id AND position = :position
+      AND status = 'running' AND lease_owner = :owner
+    """
+).bindparams(sa.bindparam("run_id", type_=sa.Uuid))
+
+
+def expire_lease(conn: Connection, run_id: uuid.UUID, position: int, owner: str) -> bool:
+    """End a lease whose holder is known to be dead, so the step can be claimed now."""
+    return bool(
+        conn.execute(
+            _EXPIRE_LEASE, {"run_id": run_id, "position": position, "owner": owner}
+        ).rowcount
+    )
 
 
 def checkpoint(

@@ -522,6 +522,40 @@ class WorkflowManager:
         report.resent.append(run_id)
         return run_id, name, int(first.position)
 
+    def take_over_dead_lease(
+        self, run_id: uuid.UUID, position: int, step_name: str, holder: str, attempt: int
+    ) -> bool:
+        """A step's lease holder is known dead: count a recovery and free the step.
+
+        Counts toward the same recovery limit as the sweep, so a step that kills
+        its worker every time is dead-lettered instead of looping. Returns
+        whether the step may be claimed again.
+        """
+        with self.engine.begin() as c:
+            count = c.execute(
+                sa.select(runs.c.recovery_count).where(runs.c.id == run_id).with_for_update()
+            ).scalar()
+            if count is None:
+                return False
+            if count >= self.recovery_limit:
+                exc = RecoveryLimitExceeded(
+                    f"step {step_name!r} lost its worker {count + 1} times (crash, kill or "
+                    f"expired lease); giving up after the recovery limit of {self.recovery_limit}"
+                )
+                checkpoints.fail(
+                    c, run_id, position, holder,
+                    structured_error(exc, step=step_name, attempt=attempt, retryable=False),
+                )
+                return False
+            if not checkpoints.expire_lease(c, run_id, position, holder):
+                return False
+            c.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(recovery_count=count + 1, updated_at=sa.func.now())
+            )
+            return True
+
     def cleanup(self, retention_seconds: float, *, batch: int = 1000) -> int:
         """Delete finished runs older than the retention, a batch per transaction."""
         total = 0

@@ -158,3 +158,16 @@ bad_output = Workflow("bad_output", input_schema=EmptyInput)
 @bad_output.step()
 def returns_object(ctx: StepContext) -> Any:
     return {"value": NotJson()}
+
+
+# the first attempt asks for a retry later than a broker countdown may safely wait
+long_retry = Workflow("long_retry", input_schema=EmptyInput)
+
+
+@long_retry.step()
+def wait_long(ctx: StepContext) -> dict[str, Any]:
+    count(ctx)
+    store().rpush(f"times:{ctx.run_id}", repr(time.time()))
+    if ctx.attempt == 1:
+        raise RetryableError("rate limited", retry_after=25)
+    return {"attempt": ctx.attempt}

@@ -1,0 +1,43 @@
+"""A retry delay past the broker's visibility timeout waits in Postgres, not in Redis
+(celery#2599, kombu#337: a long countdown parked in Redis is delivered twice)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import redis as redis_lib
+
+from tests.support.environment import REDIS_URL
+from tests.support.polling import wait_for
+from tests.support.processes import Worker
+from tests.support.workflows import executions, store
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_retry_longer_than_the_visibility_timeout_fires_once_from_the_sweep(manager):
+    # visibility timeout 40 s → countdowns up to 20 s; this step asks for 25 s
+    worker = Worker(concurrency=2, env={"CELERY_VISIBILITY_TIMEOUT": "40"}).start()
+    try:
+        run_id = manager.start("long_retry", {}).run["id"]
+        step = wait_for(
+            lambda: (s := manager.get(run_id)["steps"][0])["status"] == "retrying" and s,
+            what="the first attempt to fail",
+        )
+        wait_in = (step["next_attempt_at"] - datetime.now(UTC)).total_seconds()
+        assert 20 < wait_in <= 25
+        broker = redis_lib.Redis.from_url(REDIS_URL)
+        assert broker.llen("celery") == 0 and broker.hlen("unacked") == 0  # nothing parked
+
+        def finished() -> bool:
+            manager.recover()
+            return manager.get(run_id)["status"] == "succeeded"
+
+        wait_for(finished, timeout=60, interval=0.5, what="the sweep to send the retry when due")
+    finally:
+        worker.stop()
+    times = [float(t) for t in store().lrange(f"times:{run_id}", 0, -1)]
+    assert executions(run_id, "wait_long") == 2
+    assert times[1] - times[0] >= 25
+    assert manager.get(run_id)["steps"][0]["attempts"] == 2
