@@ -74,3 +74,13 @@ def redis_store():  # type: ignore[no-untyped-def]
     from tests.support.workflows import store
 
     return store()
+
+
+@pytest.fixture(scope="module")
+def worker(database: str):  # type: ignore[no-untyped-def]
+    """A real ``celery -A workers worker`` subprocess for the tests of one module."""
+    from tests.support.processes import Worker
+
+    w = Worker(concurrency=4).start()
+    yield w
+    w.stop()

@@ -1,20 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from tests.support.polling import wait_for
-from tests.support.processes import Worker
-
-
-@pytest.fixture(scope="module")
-def worker(database: str) -> Iterator[Worker]:
-    w = Worker(concurrency=4).start()
-    yield w
-    w.stop()
 
 
 def wait_status(manager: Any, run_id: uuid.UUID, *statuses: str, timeout: float = 30) -> dict:

@@ -1,0 +1,1 @@
+"""Example workflows that are not part of the default deployment (see docs/writing-workflows.md)."""
