@@ -44,6 +44,8 @@ def database() -> Iterator[str]:
     admin = _admin_engine()
     with admin.connect() as c:
         c.execute(sa.text(f'CREATE DATABASE "{env.DB_NAME}"'))
+    if env.VHOST:
+        env.create_vhost(env.VHOST)
     command.upgrade(alembic_config(env.DATABASE_URL), "head")
     yield env.DATABASE_URL
     from app.engine.db import dispose_engines
@@ -53,6 +55,8 @@ def database() -> Iterator[str]:
         c.execute(sa.text(f'DROP DATABASE IF EXISTS "{env.DB_NAME}" WITH (FORCE)'))
     admin.dispose()
     env.release_redis_db(env.REDIS_DB)
+    if env.VHOST:
+        env.delete_vhost(env.VHOST)
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +71,16 @@ def manager(database: str):  # type: ignore[no-untyped-def]
     from app.runtime import get_manager
 
     return get_manager()
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    """Tests that look inside Redis as the broker do not apply to RabbitMQ."""
+    if env.BROKER_KIND != "amqp":
+        return
+    skip = pytest.mark.skip(reason="inspects Redis as the broker; the broker is RabbitMQ")
+    for item in items:
+        if "redis_broker" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture

@@ -61,7 +61,9 @@ def _claim(
     with manager.engine.begin() as conn:
         # a claim is only a lease: losing it in a crash just leaves the step claimable
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-        return checkpoints.claim(conn, run_id, position, owner, lease_seconds(timeout))
+        return checkpoints.claim(
+            conn, run_id, position, owner, lease_seconds(timeout), manager.recovery_limit
+        )
 
 
 def _holder_died_here(task: Task, holder: str | None) -> bool:

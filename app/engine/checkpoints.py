@@ -33,22 +33,27 @@ _CLAIM = sa.text(
             started_at = now(),
             finished_at = NULL,
             next_attempt_at = NULL
+        FROM workflow_steps AS old  -- the row as it was: was this a takeover?
         WHERE s.run_id = :run_id AND s.position = :position
+          AND old.run_id = s.run_id AND old.position = s.position
           AND (
                 s.status = 'pending'
              OR (s.status = 'retrying'
                  AND (s.next_attempt_at IS NULL
                       OR s.next_attempt_at <= now() + make_interval(secs => :slack)))
-             OR (s.status = 'running' AND s.lease_expires_at < now())
+             OR (s.status = 'running' AND s.lease_expires_at < now()
+                 AND (SELECT recovery_count FROM workflow_runs WHERE id = :run_id) < :limit)
           )
           AND EXISTS (SELECT 1 FROM workflow_runs r
                       WHERE r.id = :run_id AND r.status IN ('pending', 'running'))
-        RETURNING s.attempts
+        RETURNING s.attempts, old.status = 'running' AS took_over
     ), run AS (
         UPDATE workflow_runs AS r
         SET status = 'running',
             started_at = coalesce(r.started_at, now()),
-            updated_at = now()
+            updated_at = now(),
+            -- taking over an expired lease recovers a lost worker: it counts
+            recovery_count = r.recovery_count + CASE WHEN claimed.took_over THEN 1 ELSE 0 END
         FROM claimed
         WHERE r.id = :run_id AND r.status IN ('pending', 'running')
         RETURNING r.input
@@ -167,9 +172,18 @@ class Claim:
 
 
 def claim(
-    conn: Connection, run_id: uuid.UUID, position: int, owner: str, lease_seconds: float
+    conn: Connection,
+    run_id: uuid.UUID,
+    position: int,
+    owner: str,
+    lease_seconds: float,
+    recovery_limit: int,
 ) -> Claim:
-    """Take the step's lease, or say why not. Runs inside the caller's transaction."""
+    """Take the step's lease, or say why not. Runs inside the caller's transaction.
+
+    Taking over an expired lease counts as a recovery, and is refused once the
+    run is at its recovery limit (the sweep then dead-letters it).
+    """
     row = conn.execute(
         _CLAIM,
         {
@@ -178,6 +192,7 @@ def claim(
             "owner": owner,
             "lease": lease_seconds,
             "slack": EARLY_SLACK_SECONDS,
+            "limit": recovery_limit,
         },
     ).one()
     if row.attempts is not None and row.input is not None:

@@ -525,11 +525,11 @@ class WorkflowManager:
     def take_over_dead_lease(
         self, run_id: uuid.UUID, position: int, step_name: str, holder: str, attempt: int
     ) -> bool:
-        """A step's lease holder is known dead: count a recovery and free the step.
+        """A step's lease holder is known dead: end its lease so the step can be claimed.
 
-        Counts toward the same recovery limit as the sweep, so a step that kills
-        its worker every time is dead-lettered instead of looping. Returns
-        whether the step may be claimed again.
+        The claim that follows counts the recovery; at the recovery limit the
+        run is dead-lettered here instead, so a step that kills its worker
+        every time does not loop. Returns whether the step may be claimed again.
         """
         with self.engine.begin() as c:
             count = c.execute(
@@ -547,14 +547,7 @@ class WorkflowManager:
                     structured_error(exc, step=step_name, attempt=attempt, retryable=False),
                 )
                 return False
-            if not checkpoints.expire_lease(c, run_id, position, holder):
-                return False
-            c.execute(
-                runs.update()
-                .where(runs.c.id == run_id)
-                .values(recovery_count=count + 1, updated_at=sa.func.now())
-            )
-            return True
+            return checkpoints.expire_lease(c, run_id, position, holder)
 
     def cleanup(self, retention_seconds: float, *, batch: int = 1000) -> int:
         """Delete finished runs older than the retention, a batch per transaction."""

@@ -73,6 +73,7 @@ def test_sigkill_mid_step_then_restart_every_run_succeeds_exactly_once(manager, 
         assert run["recovery_count"] == 1
 
 
+@pytest.mark.redis_broker
 def test_queued_runs_survive_a_broker_flush(manager):
     """Redis loses every queued message (a restart with no persistence)."""
     emails = [f"lost-{uuid.uuid4().hex[:6]}@example.com" for _ in range(5)]

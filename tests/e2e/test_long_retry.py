@@ -13,7 +13,7 @@ from tests.support.polling import wait_for
 from tests.support.processes import Worker
 from tests.support.workflows import executions, store
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.redis_broker]
 
 
 def test_a_retry_longer_than_the_visibility_timeout_fires_once_from_the_sweep(manager):

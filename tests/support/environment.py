@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from urllib.parse import urlparse, urlunparse
 
 import redis
@@ -66,14 +67,35 @@ def release_redis_db(number: int) -> None:
     client.close()
 
 
-DB_NAME = f"stepwise_test_{secrets.token_hex(4)}"
+AMQP_BASE = os.environ.get("STEPWISE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
+BROKER_KIND = os.environ.get("STEPWISE_TEST_BROKER", "redis")
+
+
+def create_vhost(name: str) -> None:
+    """A private RabbitMQ virtual host, so no other session's queues are seen."""
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+
+
+def delete_vhost(name: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False, capture_output=True)
+
+
+SESSION = secrets.token_hex(4)
+DB_NAME = f"stepwise_test_{SESSION}"
 DATABASE_URL = database_url(DB_NAME)
 REDIS_DB = claim_redis_db()
 REDIS_URL = f"{REDIS_BASE}/{REDIS_DB}"
+VHOST = f"stepwise_test_{SESSION}" if BROKER_KIND == "amqp" else None
+BROKER_URL = f"{AMQP_BASE}/{VHOST}" if VHOST else REDIS_URL
 
 TEST_ENV = {
     "DATABASE_URL": DATABASE_URL,
-    "CELERY_BROKER_URL": REDIS_URL,
+    "CELERY_BROKER_URL": BROKER_URL,
     "TEST_REDIS_URL": REDIS_URL,
     "WORKFLOW_MODULES": "app.workflows.signup,examples.orders,tests.support.workflows",
     "WORKFLOW_STEP_TIMEOUT": "4",
