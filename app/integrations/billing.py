@@ -1,4 +1,8 @@
-"""Billing: the interface and the local default."""
+"""Billing: the interface, the local default, and the choice by settings.
+
+``STRIPE_API_KEY`` selects Stripe (``STRIPE_API_BASE`` points it elsewhere,
+e.g. a local fake or stripe-mock); otherwise a deterministic local customer id.
+"""
 
 from __future__ import annotations
 
@@ -28,4 +32,8 @@ class ConsoleBilling:
 
 
 def billing_provider(settings: Settings) -> Billing:
+    if settings.stripe_api_key:
+        from app.integrations.stripe_billing import StripeBilling
+
+        return StripeBilling(settings)
     return ConsoleBilling()
