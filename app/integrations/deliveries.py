@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy.dialects.postgresql import insert
 
 from app.engine.db import get_engine
+from app.engine.models import Delivery as DeliveryRow
 from app.engine.models import deliveries
 from app.settings import get_settings
 
@@ -74,7 +75,7 @@ def deliver_once(
     provider_id = send()
     with _engine().begin() as conn:
         conn.execute(
-            insert(deliveries)
+            insert(DeliveryRow)
             .values(
                 idempotency_key=idempotency_key,
                 run_id=run_id,

@@ -4,7 +4,7 @@ The step's idempotency key is sent as Stripe's ``Idempotency-Key``: Stripe
 answers a repeated key with the first result for 24 hours, so a retried or
 redelivered step never creates a second customer. The client's own network
 retries are off — the workflow's retry policy owns retries — and requests go
-through httpx with ``INTEGRATION_TIMEOUT``.
+through the client's default transport (requests) with ``INTEGRATION_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -39,14 +39,13 @@ def _client(settings: Settings) -> stripe.StripeClient:
     with _lock:
         client = _clients.get(key)
         if client is None:
-            addresses = {"api": settings.stripe_api_base.rstrip("/")} if settings.stripe_api_base else {}
+            base = settings.stripe_api_base
+            addresses = {"api": base.rstrip("/")} if base else {}
             client = stripe.StripeClient(
                 settings.stripe_api_key,
                 base_addresses=addresses,  # type: ignore[arg-type]
                 max_network_retries=0,
-                http_client=stripe.HTTPXClient(
-                    timeout=settings.integration_timeout, allow_sync_methods=True
-                ),
+                http_client=stripe.RequestsClient(timeout=settings.integration_timeout),
             )
             _clients[key] = client
     return client
@@ -62,7 +61,11 @@ class StripeBilling:
     def create_customer(self, *, email: str, name: str, idempotency_key: str) -> str:
         try:
             customer = self._client.v1.customers.create(
-                params={"email": email, "name": name, "metadata": {"stepwise_key": idempotency_key}},
+                params={
+                    "email": email,
+                    "name": name,
+                    "metadata": {"stepwise_key": idempotency_key},
+                },
                 options={"idempotency_key": idempotency_key},
             )
         except stripe.APIConnectionError as exc:
