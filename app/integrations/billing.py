@@ -11,6 +11,7 @@ from typing import Protocol
 
 import structlog
 
+from app.engine.errors import NonRetryableError
 from app.settings import Settings
 
 log = structlog.get_logger("stepwise.billing")
@@ -33,7 +34,9 @@ class ConsoleBilling:
 
 def billing_provider(settings: Settings) -> Billing:
     if settings.stripe_api_key:
-        from app.integrations.stripe_billing import StripeBilling
-
+        try:
+            from app.integrations.stripe_billing import StripeBilling
+        except ImportError as exc:  # a deployment problem: retrying will not install it
+            raise NonRetryableError(str(exc)) from None
         return StripeBilling(settings)
     return ConsoleBilling()
