@@ -97,6 +97,7 @@ class Settings:
     smtp_url: str | None = None
     email_from: str = "stepwise@localhost"
     notify_webhook_url: str | None = None
+    notify_webhook_format: str = "auto"
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
     integration_timeout: float = 10.0
@@ -133,6 +134,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "SMTP_URL": ("smtp_url", _url("smtp", "smtps")),
     "EMAIL_FROM": ("email_from", _str),
     "NOTIFY_WEBHOOK_URL": ("notify_webhook_url", _url("http", "https")),
+    "NOTIFY_WEBHOOK_FORMAT": ("notify_webhook_format", _choice("auto", "slack", "discord")),
     "STRIPE_API_KEY": ("stripe_api_key", _str),
     "STRIPE_API_BASE": ("stripe_api_base", _url("http", "https")),
     "INTEGRATION_TIMEOUT": ("integration_timeout", _positive_float),

@@ -123,3 +123,27 @@ class User(Base):
 runs = cast(sa.Table, WorkflowRun.__table__)
 steps = cast(sa.Table, WorkflowStep.__table__)
 users = cast(sa.Table, User.__table__)
+
+
+class Delivery(Base):
+    """One accepted side effect (an email, a chat post), keyed by the step's idempotency key.
+
+    Written right after the provider accepts, so a redelivered step finds it and
+    does not send again (``app.integrations.deliveries``).
+    """
+
+    __tablename__ = "deliveries"
+
+    idempotency_key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), sa.ForeignKey("workflow_runs.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[str] = mapped_column(sa.String(32))
+    provider: Mapped[str] = mapped_column(sa.String(32))
+    provider_id: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now()
+    )
+
+
+deliveries = cast(sa.Table, Delivery.__table__)

@@ -1,4 +1,8 @@
-"""Billing: the interface and the local default."""
+"""Billing: the interface, the local default, and the choice by settings.
+
+``STRIPE_API_KEY`` selects Stripe (``STRIPE_API_BASE`` points it elsewhere,
+e.g. a local fake or stripe-mock); otherwise a deterministic local customer id.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Protocol
 
 import structlog
 
+from app.engine.errors import NonRetryableError
 from app.settings import Settings
 
 log = structlog.get_logger("stepwise.billing")
@@ -28,4 +33,10 @@ class ConsoleBilling:
 
 
 def billing_provider(settings: Settings) -> Billing:
+    if settings.stripe_api_key:
+        try:
+            from app.integrations.stripe_billing import StripeBilling
+        except ImportError as exc:  # a deployment problem: retrying will not install it
+            raise NonRetryableError(str(exc)) from None
+        return StripeBilling(settings)
     return ConsoleBilling()

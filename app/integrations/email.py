@@ -1,4 +1,9 @@
-"""Email: the interface and the console default."""
+"""Email: the interface, the console default, and the choice by settings.
+
+``SENDGRID_API_KEY`` selects SendGrid; otherwise ``SMTP_URL`` selects SMTP
+(which also serves Amazon SES's SMTP interface); otherwise the console
+default logs the message, so the system runs with no accounts.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +26,14 @@ class EmailMessage:
 
 
 class EmailSender(Protocol):
+    name: str
+
     def send(self, message: EmailMessage, *, idempotency_key: str) -> str:
-        """Deliver ``message``; return the provider's message id."""
+        """Deliver ``message``; return the provider's message id.
+
+        Raises ``IntegrationUnavailable`` (retryable) or ``IntegrationRejected``
+        (not) from ``app.integrations.errors``.
+        """
         ...
 
 
@@ -30,6 +41,7 @@ class EmailSender(Protocol):
 class ConsoleEmail:
     """Logs the message instead of sending it (the default)."""
 
+    name: str = "console"
     sent: list[EmailMessage] = field(default_factory=list)
 
     def send(self, message: EmailMessage, *, idempotency_key: str) -> str:
@@ -39,4 +51,12 @@ class ConsoleEmail:
 
 
 def email_sender(settings: Settings) -> EmailSender:
+    if settings.sendgrid_api_key:
+        from app.integrations.sendgrid_email import SendGridEmail
+
+        return SendGridEmail(settings)
+    if settings.smtp_url:
+        from app.integrations.smtp_email import SmtpEmail
+
+        return SmtpEmail(settings)
     return ConsoleEmail()

@@ -14,6 +14,7 @@ from app.engine import NonRetryableError, StepContext, Workflow
 from app.engine.models import users
 from app.integrations.billing import billing_provider
 from app.integrations.chat import notifier
+from app.integrations.deliveries import deliver_once
 from app.integrations.email import EmailMessage, email_sender
 from app.settings import get_settings
 
@@ -74,6 +75,7 @@ def provision_plan(ctx: StepContext) -> dict[str, Any]:
 
 @signup.step()
 def send_welcome_email(ctx: StepContext) -> dict[str, Any]:
+    """At most one accepted send per run: a redelivery finds the delivery record."""
     settings = get_settings()
     message = EmailMessage(
         to=ctx.outputs["create_user"]["email"],
@@ -84,12 +86,30 @@ def send_welcome_email(ctx: StepContext) -> dict[str, Any]:
         ),
         sender=settings.email_from,
     )
-    message_id = email_sender(settings).send(message, idempotency_key=ctx.idempotency_key)
-    return {"message_id": message_id, "to": message.to}
+    sender = email_sender(settings)
+    delivery = deliver_once(
+        run_id=ctx.run_id,
+        idempotency_key=ctx.idempotency_key,
+        channel="email",
+        provider=sender.name,
+        send=lambda: sender.send(message, idempotency_key=ctx.idempotency_key),
+    )
+    return {"message_id": delivery.provider_id, "to": message.to, "replayed": delivery.replayed}
 
 
 @signup.step()
 def notify_team(ctx: StepContext) -> dict[str, Any]:
     text = f"New signup: {ctx.input['name']} <{ctx.outputs['create_user']['email']}> ({ctx.input['plan']})"
-    notifier(get_settings()).notify(text, idempotency_key=ctx.idempotency_key)
-    return {"notified": True}
+    chat = notifier(get_settings())
+
+    def post() -> None:
+        chat.notify(text, idempotency_key=ctx.idempotency_key)
+
+    delivery = deliver_once(
+        run_id=ctx.run_id,
+        idempotency_key=ctx.idempotency_key,
+        channel="chat",
+        provider=chat.name,
+        send=post,
+    )
+    return {"notified": True, "replayed": delivery.replayed}
