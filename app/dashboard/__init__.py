@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint
+from flask import Blueprint, Flask
 from flask.sansio.blueprints import BlueprintSetupState
 
 from app.dashboard import auth, formatting
@@ -37,6 +37,7 @@ dashboard = Blueprint(
 @dashboard.record_once
 def _setup(state: BlueprintSetupState) -> None:
     app = state.app
+    assert isinstance(app, Flask)
     settings = get_settings()
     auth.configure_session(app, settings)
     manager = app.extensions["stepwise_manager"]

@@ -60,7 +60,7 @@ def describe(schema: marshmallow.Schema) -> list[FieldSpec]:
     return specs
 
 
-def _widget(field: fields.Field) -> str:
+def _widget(field: fields.Field[Any]) -> str:
     if isinstance(field, fields.Email):
         return "email"
     if isinstance(field, fields.Boolean):

@@ -91,8 +91,10 @@ def runs() -> str | Response:
     )
     return render_template(
         "runs.html",
-        items=[{**r, "duration": run_duration(r, now), "ago": time_ago(r["created_at"], now)}
-               for r in items],
+        items=[
+            {**r, "duration": run_duration(r, now), "ago": time_ago(r["created_at"], now)}
+            for r in items
+        ],
         counts=counts,
         statuses=STATUSES,
         workflows=[w.name for w in manager.registry],
@@ -176,20 +178,31 @@ def cancel(run_id: str) -> Response:
 # -- workflow types ------------------------------------------------------------
 
 
-def _workflow_types(errors: dict[str, Any] | None = None, values: dict[str, Any] | None = None,
-                    status: int = 200) -> tuple[str, int]:
-    types = [
-        {"workflow": w, "fields": describe(w.input_schema)} for w in _manager().registry
-    ]
+def _workflow_types(
+    only: str | None = None,
+    errors: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    registered = list(_manager().registry)
+    shown = [w for w in registered if only in (None, w.name)]
+    if only is not None and not shown:
+        abort(404, f"No workflow named {only!r}.")
     page = render_template(
-        "workflow_types.html", types=types, errors=errors or {}, values=values or {}
+        "workflow_types.html",
+        names=[w.name for w in registered],
+        only=only,
+        types=[{"workflow": w, "fields": describe(w.input_schema)} for w in shown],
+        errors=errors or {},
+        values=values or {},
     )
     return page, status
 
 
 @dashboard.get("/workflow-types")
 def workflow_types() -> tuple[str, int]:
-    return _workflow_types()
+    """Every registered workflow, or one with ``?workflow=name``."""
+    return _workflow_types(request.args.get("workflow") or None)
 
 
 @dashboard.post("/workflow-types/<name>/start")
@@ -208,9 +221,9 @@ def start(name: str) -> Response | tuple[str, int]:
         messages = exc.details.get("input", {})
         if not isinstance(messages, dict):
             messages = {"_schema": messages}
-        return _workflow_types({name: messages}, values, 422)
+        return _workflow_types(name, {name: messages}, values, 422)
     except IdempotencyConflict as exc:
-        return _workflow_types({name: {"idempotency_key": [exc.message]}}, values, 409)
+        return _workflow_types(name, {name: {"idempotency_key": [exc.message]}}, values, 409)
     if result.created:
         flash(f"Started a {name} run.", "ok")
     else:

@@ -46,4 +46,3 @@ def test_counts_are_cached_for_the_ttl(engine):
     insert_runs(engine, "failed", 2)
     assert counter.counts()["failed"].value == first
     assert StatusCounter(engine, ttl=0).counts()["failed"].value == first + 2
-

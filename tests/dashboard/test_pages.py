@@ -235,3 +235,9 @@ def test_session_cookie_holds_no_token_and_sign_out_ends_it(token_app):
     token = csrf(client, "/")
     client.post("/sign-out", data={"csrf_token": token})
     assert client.get("/").status_code == 302
+
+
+def test_workflow_types_page_can_show_one_type(client):
+    html = client.get("/workflow-types?workflow=signup").get_data(as_text=True)
+    assert 'id="workflow-signup"' in html and 'id="workflow-gated"' not in html
+    assert client.get("/workflow-types?workflow=nope").status_code == 404

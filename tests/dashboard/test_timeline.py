@@ -44,7 +44,7 @@ def test_bars_are_placed_to_scale_from_run_creation_to_its_end():
 
 def test_a_step_still_running_extends_to_now():
     tl = build_timeline(run("running", [step(0, "running", 2, None)], None), now=at(4))
-    (_, bar), = tl.rows
+    ((_, bar),) = tl.rows
     assert bar.ongoing and (bar.left_pct, bar.width_pct) == (50.0, 50.0)
 
 
