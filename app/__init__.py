@@ -13,6 +13,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings is not None:
         set_settings(settings)
     settings = get_settings()
+    from app.dashboard import dashboard
     from app.logging_setup import configure_logging
     from app.runtime import get_manager
 
@@ -20,6 +21,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     flask_app = Flask(__name__)
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     flask_app.extensions["stepwise_manager"] = get_manager()
+    flask_app.register_blueprint(dashboard)
 
     @flask_app.get("/healthz")
     def healthz() -> Any:

@@ -90,6 +90,7 @@ class Settings:
     secret_key: str | None = None
     flower_basic_auth: str | None = None
     flower_port: int = 5555
+    flower_url: str | None = None
     port: int = 8000
     max_content_length: int = 1024 * 1024
     sendgrid_api_key: str | None = None
@@ -127,6 +128,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "SECRET_KEY": ("secret_key", _str),
     "FLOWER_BASIC_AUTH": ("flower_basic_auth", _basic_auth),
     "FLOWER_PORT": ("flower_port", _positive_int),
+    "FLOWER_URL": ("flower_url", _url("http", "https")),
     "PORT": ("port", _positive_int),
     "MAX_CONTENT_LENGTH": ("max_content_length", _positive_int),
     "SENDGRID_API_KEY": ("sendgrid_api_key", _str),

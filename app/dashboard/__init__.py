@@ -1,0 +1,57 @@
+"""The operator's dashboard: server-rendered pages over ``WorkflowManager``.
+
+Register with ``flask_app.register_blueprint(dashboard)``. Views read and act
+through the manager in ``flask_app.extensions["stepwise_manager"]`` and never
+import Celery tasks; what they need from settings is captured once, at
+registration, in ``flask_app.extensions["stepwise_dashboard"]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, Flask
+from flask.sansio.blueprints import BlueprintSetupState
+
+from app.dashboard import auth, formatting
+from app.dashboard.counts import StatusCounter
+from app.settings import get_settings
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    api_token: str | None
+    flower_url: str
+    counter: StatusCounter
+
+
+dashboard = Blueprint(
+    "dashboard",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/dashboard/static",
+)
+
+
+@dashboard.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    app = state.app
+    assert isinstance(app, Flask)
+    settings = get_settings()
+    auth.configure_session(app, settings)
+    manager = app.extensions["stepwise_manager"]
+    app.extensions["stepwise_dashboard"] = DashboardConfig(
+        api_token=settings.api_token or None,
+        flower_url=settings.flower_url or f"http://127.0.0.1:{settings.flower_port}",
+        counter=StatusCounter(manager.engine),
+    )
+
+
+for _filter in (formatting.format_time, formatting.format_duration, formatting.pretty_json):
+    dashboard.add_app_template_filter(_filter)
+dashboard.before_request(auth.guard)
+
+from app.dashboard import views  # noqa: E402,F401  (routes attach to the blueprint)
+
+__all__ = ["DashboardConfig", "dashboard"]

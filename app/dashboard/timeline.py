@@ -1,0 +1,89 @@
+"""A run's steps as bars on one time axis (pure: no I/O, no Flask).
+
+The axis starts when the run was created, so time spent queued before the
+first step shows as a gap, and ends at the last step's end — or now, while
+the run is still active. Bars are positioned in percent of that span, so the
+template only sets ``left`` and ``width``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.dashboard.formatting import format_duration
+
+MIN_WIDTH_PCT = 0.6  # a 2 ms step on a one-minute axis must still be visible
+TICKS = 5
+ONGOING = frozenset({"running", "retrying"})
+
+
+@dataclass(frozen=True)
+class Bar:
+    name: str
+    position: int
+    status: str
+    left_pct: float
+    width_pct: float
+    seconds: float
+    ongoing: bool
+
+
+@dataclass(frozen=True)
+class Timeline:
+    span_seconds: float
+    rows: tuple[tuple[Mapping[str, Any], Bar | None], ...]
+    ticks: tuple[tuple[float, str], ...]
+
+
+def build_timeline(run: Mapping[str, Any], now: datetime) -> Timeline:
+    """Every step gets a row; a step that never started has no bar."""
+    steps: Sequence[Mapping[str, Any]] = run["steps"]
+    start: datetime = run["created_at"]
+    ends: list[datetime] = [start]
+    for step in steps:
+        if step.get("started_at") is not None:
+            ends.append(_step_end(step, now))
+    if run.get("finished_at") is not None:
+        ends.append(run["finished_at"])
+    elif run["status"] in ("pending", "running"):
+        ends.append(now)
+    span = max((max(ends) - start).total_seconds(), 0.001)
+
+    rows = []
+    for step in steps:
+        bar = None
+        begun = step.get("started_at")
+        if begun is not None:
+            end = _step_end(step, now)
+            left = _pct((begun - start).total_seconds(), span)
+            width = max(_pct((end - begun).total_seconds(), span), MIN_WIDTH_PCT)
+            bar = Bar(
+                name=step["name"],
+                position=step["position"],
+                status=step["status"],
+                left_pct=round(min(left, 100 - MIN_WIDTH_PCT), 3),
+                width_pct=round(min(width, 100 - min(left, 100 - MIN_WIDTH_PCT)), 3),
+                seconds=max((end - begun).total_seconds(), 0.0),
+                ongoing=step["status"] in ONGOING and step.get("finished_at") is None,
+            )
+        rows.append((step, bar))
+    ticks = tuple(
+        (round(100 * i / (TICKS - 1), 3), format_duration(span * i / (TICKS - 1)) if i else "0")
+        for i in range(TICKS)
+    )
+    return Timeline(span_seconds=span, rows=tuple(rows), ticks=ticks)
+
+
+def _step_end(step: Mapping[str, Any], now: datetime) -> datetime:
+    finished: datetime | None = step.get("finished_at")
+    started: datetime = step["started_at"]
+    if finished is not None and finished >= started:
+        return finished
+    return now if step["status"] in ONGOING else started
+
+
+def _pct(seconds: float, span: float) -> float:
+    return max(0.0, min(100.0, 100.0 * seconds / span))

@@ -1,0 +1,267 @@
+"""Routes: runs list, one run, workflow types, sign-in. Thin: the manager
+does the work, pure helpers shape the data, templates draw it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import (
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.wrappers import Response
+
+from app.dashboard import DashboardConfig, auth, dashboard
+from app.dashboard.formatting import run_duration, time_ago
+from app.dashboard.queries import runs_by_idempotency_key
+from app.dashboard.schema_form import describe, payload_from_form
+from app.dashboard.timeline import build_timeline
+from app.engine.errors import (
+    IdempotencyConflict,
+    IllegalTransition,
+    InvalidInput,
+    RunNotFound,
+    UnknownWorkflow,
+)
+from app.engine.manager import WorkflowManager
+from app.engine.states import ACTIVE_RUN_STATUSES, RunStatus, can_cancel, can_retry
+
+PAGE_SIZE = 50
+STATUSES = tuple(s.value for s in RunStatus)
+ACTIVE = frozenset(s.value for s in ACTIVE_RUN_STATUSES)
+
+
+def _manager() -> WorkflowManager:
+    manager: WorkflowManager = current_app.extensions["stepwise_manager"]
+    return manager
+
+
+def _config() -> DashboardConfig:
+    config: DashboardConfig = current_app.extensions["stepwise_dashboard"]
+    return config
+
+
+@dashboard.app_context_processor
+def _globals() -> dict[str, Any]:
+    return {
+        "csrf_token": auth.csrf_token,
+        "csrf_field": auth.CSRF_FIELD,
+        "auth_required": auth.auth_required,
+        "flower_url": _config().flower_url,
+    }
+
+
+# -- runs list ---------------------------------------------------------------
+
+
+@dashboard.get("/")
+def runs() -> str | Response:
+    manager = _manager()
+    status = request.args.get("status") or None
+    if status not in (None, *STATUSES):
+        status = None
+    name = request.args.get("workflow") or None
+    query = request.args.get("q", "").strip()
+    cursor = request.args.get("cursor") or None
+    next_cursor = None
+    if query:
+        items = _search(manager, query)
+        if len(items) == 1 and _is_uuid(query):
+            return redirect(url_for("dashboard.run", run_id=items[0]["id"]))
+    else:
+        try:
+            items, next_cursor = manager.list(
+                status=status, name=name, limit=PAGE_SIZE, cursor=cursor
+            )
+        except InvalidInput:
+            flash("That page link is no longer valid; showing the newest runs.", "error")
+            return redirect(url_for("dashboard.runs", status=status, workflow=name))
+    now = datetime.now(UTC)
+    counts = _config().counter.counts()
+    # refresh only the first page: paging through history must not move under the reader
+    live = cursor is None and (
+        any(r["status"] in ACTIVE for r in items) or any(counts[s].value for s in ACTIVE)
+    )
+    return render_template(
+        "runs.html",
+        items=[
+            {**r, "duration": run_duration(r, now), "ago": time_ago(r["created_at"], now)}
+            for r in items
+        ],
+        counts=counts,
+        statuses=STATUSES,
+        workflows=[w.name for w in manager.registry],
+        status=status,
+        workflow=name,
+        query=query,
+        cursor=cursor,
+        next_cursor=next_cursor,
+        live=live,
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _search(manager: WorkflowManager, query: str) -> list[dict[str, Any]]:
+    """A full run id finds that run; anything else is an idempotency key."""
+    if _is_uuid(query):
+        try:
+            return [manager.get(query)]
+        except RunNotFound:
+            pass
+    return runs_by_idempotency_key(manager.engine, query)
+
+
+# -- one run -------------------------------------------------------------------
+
+
+@dashboard.get("/runs/<run_id>")
+def run(run_id: str) -> str:
+    manager = _manager()
+    found = manager.get(run_id)
+    now = datetime.now(UTC)
+    failed = [s for s in found["steps"] if s["status"] == "failed"]
+    return render_template(
+        "run.html",
+        run=found,
+        duration=run_duration(found, now),
+        timeline=build_timeline(found, now),
+        step_durations={
+            s["position"]: (
+                (s["finished_at"] - s["started_at"]).total_seconds()
+                if s["started_at"] and s["finished_at"] and s["finished_at"] >= s["started_at"]
+                else None
+            )
+            for s in found["steps"]
+        },
+        failed_step=failed[0]["name"] if failed else None,
+        can_retry=can_retry(found["status"]),
+        can_cancel=can_cancel(found["status"]),
+        live=found["status"] in ACTIVE,
+        known_workflow=found["name"] in manager.registry,
+    )
+
+
+@dashboard.post("/runs/<run_id>/retry")
+def retry(run_id: str) -> Response:
+    try:
+        _manager().retry(run_id)
+        flash("Retry requested: the run resumes from its first unfinished step.", "ok")
+    except IllegalTransition as exc:
+        flash(f"Not retried: {exc.message}.", "error")
+    return redirect(url_for("dashboard.run", run_id=run_id))
+
+
+@dashboard.post("/runs/<run_id>/cancel")
+def cancel(run_id: str) -> Response:
+    try:
+        _manager().cancel(run_id)
+        flash("Run cancelled: a step already running may finish; no later step starts.", "ok")
+    except IllegalTransition as exc:
+        flash(f"Not cancelled: {exc.message}.", "error")
+    return redirect(url_for("dashboard.run", run_id=run_id))
+
+
+# -- workflow types ------------------------------------------------------------
+
+
+def _workflow_types(
+    only: str | None = None,
+    errors: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    registered = list(_manager().registry)
+    shown = [w for w in registered if only in (None, w.name)]
+    if only is not None and not shown:
+        abort(404, f"No workflow named {only!r}.")
+    page = render_template(
+        "workflow_types.html",
+        names=[w.name for w in registered],
+        only=only,
+        types=[{"workflow": w, "fields": describe(w.input_schema)} for w in shown],
+        errors=errors or {},
+        values=values or {},
+    )
+    return page, status
+
+
+@dashboard.get("/workflow-types")
+def workflow_types() -> tuple[str, int]:
+    """Every registered workflow, or one with ``?workflow=name``."""
+    return _workflow_types(request.args.get("workflow") or None)
+
+
+@dashboard.post("/workflow-types/<name>/start")
+def start(name: str) -> Response | tuple[str, int]:
+    manager = _manager()
+    try:
+        workflow = manager.workflow(name)
+    except UnknownWorkflow:
+        abort(404, f"No workflow named {name!r}.")
+    payload = payload_from_form(describe(workflow.input_schema), request.form)
+    key = request.form.get("idempotency_key", "").strip() or None
+    values = {name: dict(request.form)}
+    try:
+        result = manager.start(name, payload, idempotency_key=key)
+    except InvalidInput as exc:
+        messages = exc.details.get("input", {})
+        if not isinstance(messages, dict):
+            messages = {"_schema": messages}
+        return _workflow_types(name, {name: messages}, values, 422)
+    except IdempotencyConflict as exc:
+        return _workflow_types(name, {name: {"idempotency_key": [exc.message]}}, values, 409)
+    if result.created:
+        flash(f"Started a {name} run.", "ok")
+    else:
+        flash("A run with this idempotency key and input already exists; showing it.", "ok")
+    return redirect(url_for("dashboard.run", run_id=result.run["id"]))
+
+
+# -- sign-in -------------------------------------------------------------------
+
+
+@dashboard.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> str | Response | tuple[str, int]:
+    target = auth.safe_next(request.values.get("next"))
+    if not auth.auth_required():
+        return redirect(target)
+    if request.method == "POST":
+        if auth.check_token(request.form.get("token", "")):
+            auth.sign_in_session()
+            return redirect(target)
+        return render_template("sign_in.html", next=target, error="That token is not valid."), 401
+    return render_template("sign_in.html", next=target, error=None)
+
+
+@dashboard.post("/sign-out")
+def sign_out() -> Response:
+    auth.sign_out_session()
+    return redirect(url_for("dashboard.sign_in"))
+
+
+# -- errors --------------------------------------------------------------------
+
+
+@dashboard.errorhandler(RunNotFound)
+def _run_not_found(exc: RunNotFound) -> tuple[str, int]:
+    return render_template("error.html", title="Run not found", message=exc.message), 404
+
+
+@dashboard.errorhandler(400)
+@dashboard.errorhandler(404)
+def _http_error(exc: Any) -> tuple[str, int]:
+    return render_template("error.html", title=exc.name, message=exc.description), exc.code

@@ -1,0 +1,243 @@
+"""The pages over the Flask test client: what they show and what they refuse.
+Real database; no worker (runs stay pending unless a test moves them)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.dashboard.conftest import TOKEN
+
+
+def csrf(client: FlaskClient, path: str = "/workflow-types") -> str:
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no CSRF field"
+    return match.group(1)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+_started: list = []
+
+
+def start(manager, key: str | None = None) -> dict:
+    run = manager.start("flaky", {"fail_times": 0}, idempotency_key=key).run
+    _started.append(run["id"])
+    return run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cancel_leftovers(manager):
+    """No worker here: cancel what is still pending so no later sweep finds it."""
+    yield
+    for run_id in _started:
+        if manager.get(run_id)["status"] == "pending":
+            manager.cancel(run_id)
+
+
+def test_runs_list_shows_status_workflow_and_counts(client, manager):
+    run = start(manager)
+    html = client.get("/").get_data(as_text=True)
+    assert str(run["id"])[:8] in html
+    assert 'data-count-for="pending"' in html
+    assert 'data-live="true"' in html  # a pending run keeps the page refreshing
+
+
+def test_runs_list_filters_by_status_and_workflow(client, manager):
+    pending = start(manager)
+    cancelled = start(manager)
+    manager.cancel(cancelled["id"])
+    html = client.get("/?status=cancelled").get_data(as_text=True)
+    assert str(cancelled["id"]) in html and str(pending["id"]) not in html
+    html = client.get("/?workflow=gated").get_data(as_text=True)
+    assert str(cancelled["id"]) not in html and str(pending["id"]) not in html
+
+
+def test_search_by_run_id_opens_the_run(client, manager):
+    run = start(manager)
+    response = client.get(f"/?q={run['id']}")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/runs/{run['id']}"
+
+
+def test_search_by_idempotency_key_lists_its_run(client, manager):
+    key = f"order-{uuid.uuid4().hex[:8]}"
+    run = start(manager, key=key)
+    other = start(manager)
+    html = client.get(f"/?q={key}").get_data(as_text=True)
+    assert str(run["id"]) in html and str(other["id"]) not in html
+    assert "No run matches" in client.get("/?q=no-such-key").get_data(as_text=True)
+
+
+def test_runs_list_pages_with_a_cursor(client, manager):
+    for _ in range(3):
+        start(manager)
+    first = client.get("/?workflow=flaky").get_data(as_text=True)
+    ids = re.findall(r'data-run-id="([^"]+)"', first)
+    assert len(ids) >= 3
+    cursor = re.search(r'cursor=([^"&]+)"', first)
+    if cursor:  # more than one page of runs in this session's table
+        older = client.get(f"/?workflow=flaky&cursor={cursor.group(1)}").get_data(as_text=True)
+        assert not set(ids) & set(re.findall(r'data-run-id="([^"]+)"', older))
+    assert client.get("/?cursor=garbage").status_code == 302
+
+
+def test_pending_run_offers_cancel_and_not_retry(client, manager):
+    run = start(manager)
+    html = client.get(f"/runs/{run['id']}").get_data(as_text=True)
+    assert 'id="cancel"' in html and 'id="retry"' not in html
+    for step in ("prepare", "call_api", "finish"):
+        assert f'data-step="{step}"' in html
+
+
+def test_cancelled_run_offers_retry_and_not_cancel(client, manager):
+    run = start(manager)
+    manager.cancel(run["id"])
+    html = client.get(f"/runs/{run['id']}").get_data(as_text=True)
+    assert 'id="retry"' in html and 'id="cancel"' not in html
+
+
+def test_cancel_button_cancels_the_run(client, manager):
+    run = start(manager)
+    token = csrf(client, f"/runs/{run['id']}")
+    response = client.post(f"/runs/{run['id']}/cancel", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert manager.get(run["id"])["status"] == "cancelled"
+    assert "Run cancelled" in client.get(f"/runs/{run['id']}").get_data(as_text=True)
+
+
+def test_illegal_action_is_reported_not_applied(client, manager):
+    run = start(manager)
+    token = csrf(client, f"/runs/{run['id']}")
+    client.post(f"/runs/{run['id']}/cancel", data={"csrf_token": token})
+    client.post(f"/runs/{run['id']}/cancel", data={"csrf_token": token})
+    html = client.get(f"/runs/{run['id']}").get_data(as_text=True)
+    assert "Not cancelled: cannot cancel a run that is cancelled" in html
+
+
+def test_post_without_csrf_token_is_refused(client, manager):
+    run = start(manager)
+    response = client.post(f"/runs/{run['id']}/cancel", data={})
+    assert response.status_code == 400
+    assert manager.get(run["id"])["status"] == "pending"
+    response = client.post(f"/runs/{run['id']}/cancel", data={"csrf_token": "forged"})
+    assert response.status_code == 400
+    assert manager.get(run["id"])["status"] == "pending"
+
+
+def test_unknown_run_is_a_404_page(client):
+    assert client.get(f"/runs/{uuid.uuid4()}").status_code == 404
+    assert client.get("/runs/not-a-uuid").status_code == 404
+
+
+def test_workflow_types_show_steps_schema_and_a_start_form(client):
+    html = client.get("/workflow-types").get_data(as_text=True)
+    for step in ("create_user", "provision_plan", "send_welcome_email", "notify_team"):
+        assert f'data-step="{step}"' in html
+    assert 'id="start-signup"' in html
+    assert "free | pro" in html  # the plan field's choices
+
+
+def test_start_form_starts_a_run_and_opens_it(client, manager):
+    token = csrf(client)
+    email = f"form-{uuid.uuid4().hex[:6]}@example.com"
+    response = client.post(
+        "/workflow-types/signup/start",
+        data={"csrf_token": token, "email": email, "name": "Form", "plan": "free"},
+    )
+    assert response.status_code == 302
+    run_id = response.headers["Location"].rsplit("/", 1)[1]
+    _started.append(run_id)
+    run = manager.get(run_id)
+    assert run["name"] == "signup" and run["input"]["email"] == email
+
+
+def test_start_form_shows_what_is_wrong_with_the_input(client):
+    token = csrf(client)
+    response = client.post(
+        "/workflow-types/signup/start",
+        data={"csrf_token": token, "email": "not-an-email", "name": "", "plan": "gold"},
+    )
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "Not a valid email address." in html
+    assert "Missing data for required field." in html  # name
+    assert "Must be one of: free, pro." in html
+
+
+def test_start_form_with_a_used_idempotency_key_and_other_input_is_a_conflict(client, manager):
+    key = f"k-{uuid.uuid4().hex[:8]}"
+    start(manager, key=key)
+    token = csrf(client)
+    response = client.post(
+        "/workflow-types/flaky/start",
+        data={"csrf_token": token, "fail_times": "1", "idempotency_key": key},
+    )
+    assert response.status_code == 409
+    assert "already used with a different request body" in response.get_data(as_text=True)
+
+
+def test_flower_link_uses_the_configured_url(client):
+    html = client.get("/").get_data(as_text=True)
+    assert 'href="http://127.0.0.1:5555"' in html
+
+
+# -- sign-in (API_TOKEN set) ---------------------------------------------------
+
+
+def test_without_a_session_every_page_redirects_to_sign_in(token_app):
+    client = token_app.test_client()
+    for path in ("/", f"/runs/{uuid.uuid4()}", "/workflow-types"):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/sign-in?next=")
+
+
+def test_a_wrong_token_is_refused_and_the_right_one_signs_in(token_app):
+    client = token_app.test_client()
+    token = csrf(client, "/sign-in")
+    bad = client.post("/sign-in", data={"csrf_token": token, "token": "nope", "next": "/"})
+    assert bad.status_code == 401 and "not valid" in bad.get_data(as_text=True)
+    good = client.post(
+        "/sign-in", data={"csrf_token": token, "token": TOKEN, "next": "/workflow-types"}
+    )
+    assert good.status_code == 302 and good.headers["Location"] == "/workflow-types"
+    assert client.get("/workflow-types").status_code == 200
+
+
+def test_sign_in_never_redirects_off_site(token_app):
+    client = token_app.test_client()
+    token = csrf(client, "/sign-in")
+    response = client.post(
+        "/sign-in", data={"csrf_token": token, "token": TOKEN, "next": "//evil.example/x"}
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_session_cookie_holds_no_token_and_sign_out_ends_it(token_app):
+    client = token_app.test_client()
+    token = csrf(client, "/sign-in")
+    response = client.post("/sign-in", data={"csrf_token": token, "token": TOKEN, "next": "/"})
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    value = cookie.split(";", 1)[0].split("=", 1)[1]
+    data = token_app.session_interface.get_signing_serializer(token_app).loads(value)
+    assert data["auth"] and TOKEN not in json.dumps(data)
+    token = csrf(client, "/")
+    client.post("/sign-out", data={"csrf_token": token})
+    assert client.get("/").status_code == 302
+
+
+def test_workflow_types_page_can_show_one_type(client):
+    html = client.get("/workflow-types?workflow=signup").get_data(as_text=True)
+    assert 'id="workflow-signup"' in html and 'id="workflow-gated"' not in html
+    assert client.get("/workflow-types?workflow=nope").status_code == 404
