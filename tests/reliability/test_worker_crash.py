@@ -11,6 +11,12 @@ import redis as redis_lib
 import sqlalchemy as sa
 
 from tests.e2e.conftest import gate_id
+from tests.reliability.conftest import (
+    accepted_sendgrid_per_key,
+    stripe_per_key,
+    tally,
+    webhook_per_run,
+)
 from tests.support.environment import LOCK_KEY, REDIS_URL
 from tests.support.polling import wait_for
 from tests.support.processes import VENV_BIN, Process, Worker
@@ -33,6 +39,63 @@ def statuses(manager, run_ids) -> dict[str, int]:
         status = manager.get(rid)["status"]
         counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+def test_sigkill_the_whole_worker_with_200_runs_in_flight(manager, engine, tmp_path,
+                                                          sendgrid, stripe_api, webhook,
+                                                          provider_env):
+    """Scenario 1: 20 runs mid-call to SendGrid, 180 queued behind them; SIGKILL
+    the worker's process group; restart. Every run succeeds, each DB effect
+    exists once, each provider accepted each idempotency key once."""
+    emails = {}
+    runs = []
+    sendgrid.holding.set()
+    first = Worker(concurrency=20, env=provider_env).start()
+    try:
+        for i in range(200):
+            email = f"crash-{i}-{uuid.uuid4().hex[:6]}@example.com"
+            rid = manager.start("signup", {"email": email, "name": f"Crash {i}", "plan": "pro"}).run["id"]
+            emails[rid] = email
+            runs.append(rid)
+        wait_for(lambda: len(sendgrid.held) >= 20, timeout=90, what="20 runs held mid-send")
+        first.kill()
+    finally:
+        first.stop()
+    sendgrid.holding.clear()
+    sendgrid.release.set()  # held calls now fail with 503: never accepted
+    mid = tally(manager, runs)
+    assert mid["succeeded"] == 0 and sum(mid.values()) == 200
+
+    second = Worker(concurrency=4, env=provider_env).start()
+    sweeper = beat(tmp_path)
+    try:
+        wait_for(lambda: tally(manager, runs) == {"succeeded": 200}, timeout=240, interval=1,
+                 what="all 200 runs to succeed")
+    finally:
+        sweeper.stop()
+        second.stop()
+
+    with engine.connect() as c:
+        users = dict(c.execute(
+            sa.text("SELECT email, count(*) FROM users WHERE email = ANY(:e) GROUP BY email"),
+            {"e": list(emails.values())},
+        ).all())
+        deliveries = c.execute(
+            sa.text("SELECT count(*) FROM deliveries WHERE run_id::text = ANY(:ids)"),
+            {"ids": [str(r) for r in runs]},
+        ).scalar()
+    assert len(users) == 200 and set(users.values()) == {1}
+    assert deliveries == 400  # one email and one chat post per run
+    assert set(stripe_per_key(stripe_api, runs).values()) == {1}
+    assert len(stripe_per_key(stripe_api, runs)) == 200
+    accepted = accepted_sendgrid_per_key(sendgrid, runs)
+    assert len(accepted) == 200 and set(accepted.values()) == {1}
+    assert set(webhook_per_run(webhook, runs, emails).values()) == {1}
+    interrupted = [r for r in runs if manager.get(r)["steps"][2]["attempts"] > 1]
+    assert len(interrupted) >= 20
+    for rid in runs:
+        steps = manager.get(rid)["steps"]
+        assert [s["attempts"] for s in steps[:2]] == [1, 1]  # done before the crash: not re-run
 
 
 def test_sigkill_mid_step_then_restart_every_run_succeeds_exactly_once(manager, engine, tmp_path):
@@ -103,14 +166,14 @@ def test_a_poison_step_is_dead_lettered_while_other_runs_finish(manager):
     worker = Worker(concurrency=2).start()
     try:
         poison = manager.start("poison", {}).run["id"]
-        healthy = [manager.start("flaky", {}).run["id"] for _ in range(10)]
+        healthy = [manager.start("flaky", {}).run["id"] for _ in range(100)]
 
         def settled() -> bool:
             manager.recover()
             return manager.get(poison)["status"] == "failed"
 
         wait_for(settled, timeout=120, interval=0.5, what="the poison run to be dead-lettered")
-        wait_for(lambda: statuses(manager, healthy) == {"succeeded": 10}, timeout=60,
+        wait_for(lambda: statuses(manager, healthy) == {"succeeded": 100}, timeout=120,
                  what="healthy runs to succeed")
     finally:
         worker.stop()
