@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask
 
 from app.settings import Settings, get_settings, set_settings
@@ -13,16 +11,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings is not None:
         set_settings(settings)
     settings = get_settings()
+    from app.api import init_api
     from app.logging_setup import configure_logging
     from app.runtime import get_manager
 
     configure_logging(settings.log_format, settings.log_level)
     flask_app = Flask(__name__)
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
-    flask_app.extensions["stepwise_manager"] = get_manager()
+    manager = get_manager()
+    flask_app.extensions["stepwise_manager"] = manager
 
-    @flask_app.get("/healthz")
-    def healthz() -> Any:
-        return {"status": "ok"}
+    # the HTTP API (/api/...), /healthz and /readyz, and the one JSON error shape
+    init_api(flask_app, settings, manager.registry)
+
+    # other blueprints (metrics, dashboard) are registered here
 
     return flask_app
