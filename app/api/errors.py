@@ -48,7 +48,7 @@ HTTP_CODES: dict[int, str] = {
     413: "payload_too_large",
     414: "uri_too_long",
     415: "unsupported_media_type",
-    422: "validation_error",
+    422: "invalid_input",
     429: "too_many_requests",
     431: "request_header_fields_too_large",
     500: "internal_error",

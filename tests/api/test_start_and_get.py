@@ -72,23 +72,23 @@ def test_invalid_input_is_422_naming_each_bad_field(client):
 
 def test_input_that_is_not_an_object_is_422(client):
     response = client.post("/api/v1/workflows/signup", json={"input": ["a", "b"]})
-    error = assert_error(response, 422, "validation_error")
+    error = assert_error(response, 422, "invalid_input")
     assert set(error["details"]) == {"input"}
 
 
 def test_missing_input_or_extra_keys_are_422_naming_them(client):
-    error = assert_error(client.post("/api/v1/workflows/signup", json={}), 422, "validation_error")
+    error = assert_error(client.post("/api/v1/workflows/signup", json={}), 422, "invalid_input")
     assert set(error["details"]) == {"input"}
     response = client.post(
         "/api/v1/workflows/signup", json={"input": signup_input(), "priority": "high"}
     )
-    error = assert_error(response, 422, "validation_error")
+    error = assert_error(response, 422, "invalid_input")
     assert set(error["details"]) == {"priority"}
 
 
 def test_a_body_that_is_not_a_json_object_is_422(client):
     response = client.post("/api/v1/workflows/signup", json=["input"])
-    assert_error(response, 422, "validation_error")
+    assert_error(response, 422, "invalid_input")
 
 
 def test_malformed_json_is_400(client):
