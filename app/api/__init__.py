@@ -48,7 +48,7 @@ def init_api(app: Flask, settings: Settings, registry: Registry) -> StepwiseApi:
         spec_kwargs={
             "info": {
                 "description": "Start, inspect, retry and cancel durable workflow runs. "
-                "Every error is {\"error\": {\"code\", \"message\", \"details\"}}."
+                'Every error is {"error": {"code", "message", "details"}}.'
             },
             "security": [{"bearerAuth": []}],
         },

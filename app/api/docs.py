@@ -26,9 +26,11 @@ table{border-collapse:collapse} td,th{border:1px solid #ddd;padding:.2rem .5rem;
 <p>Machine-readable: <a href="{{ spec_url }}">{{ spec_url }}</a>. Errors always have the shape
 <code>{"error": {"code", "message", "details"}}</code>. When <code>API_TOKEN</code> is set, send
 <code>Authorization: Bearer &lt;token&gt;</code> to every <code>/api</code> route.</p>
-{% for path, item in spec.paths.items() %}{% for method, op in item.items() if method != "parameters" %}
+{% for path, item in spec.paths.items() %}
+{% for method, op in item.items() if method != "parameters" %}
 <h2><span class="m">{{ method }}</span> <code>{{ path }}</code></h2>
-<p><strong>{{ op.summary }}</strong></p>{% if op.description %}<p>{{ op.description }}</p>{% endif %}
+<p><strong>{{ op.summary }}</strong></p>
+{% if op.description %}<p>{{ op.description }}</p>{% endif %}
 {% set params = (item.parameters or []) + (op.parameters or []) %}{% if params %}
 <table><tr><th>parameter</th><th>in</th><th>description</th></tr>
 {% for p in params %}<tr><td><code>{{ p.name }}</code></td><td>{{ p["in"] }}</td>

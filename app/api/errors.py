@@ -86,7 +86,9 @@ def render(
     details: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    response = jsonify({"error": {"code": code, "message": message, "details": dict(details or {})}})
+    response = jsonify(
+        {"error": {"code": code, "message": message, "details": dict(details or {})}}
+    )
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -116,16 +118,17 @@ def handle_http_exception(error: HTTPException) -> Response:
         return render(400, "malformed_json", "the request body is not valid JSON")
     else:
         message = data.get("message") or error.description or error.name
-    headers = {
-        name: value
-        for name, value in error.get_headers()
-        if name.lower() in _KEPT_HEADERS
-    }
+    headers = {name: value for name, value in error.get_headers() if name.lower() in _KEPT_HEADERS}
     headers.update(data.get("headers") or {})
     if status >= 500:
         log.error("http error", status=status, error=error.name)
-    return render(status, HTTP_CODES.get(status, error.name.lower().replace(" ", "_")),
-                  str(message), details, headers)
+    return render(
+        status,
+        HTTP_CODES.get(status, error.name.lower().replace(" ", "_")),
+        str(message),
+        details,
+        headers,
+    )
 
 
 def handle_api_error(error: ApiError) -> Response:

@@ -38,6 +38,7 @@ NAME_OR_ID = {
     "in": "path",
     "name": "name_or_id",
     "description": "GET: a run id (UUID). POST: the name of a workflow to start.",
+    "example": "signup",
 }
 RUN_ID = {"in": "path", "name": "run_id", "description": "a run id (UUID)"}
 
@@ -59,6 +60,7 @@ def require_json_body(view: Callable[..., Any]) -> Callable[..., Any]:
                 "send the request body as JSON (Content-Type: application/json)",
                 details={"content_type": request.mimetype or None},
             )
+        read_whole_body()
         try:
             request.get_json()
         except BadRequest:
@@ -66,6 +68,19 @@ def require_json_body(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def read_whole_body() -> None:
+    """Read (and cache) the body; 413 when it is over ``MAX_CONTENT_LENGTH``.
+
+    werkzeug stops a body without Content-Length (chunked) at the limit
+    without an error, which would turn an oversized body into "malformed
+    JSON"; one more byte read past the limit raises the 413 instead.
+    """
+    data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        request.stream.read(1)
 
 
 def run_location(run: dict[str, Any]) -> dict[str, str]:

@@ -87,8 +87,11 @@ class RunListQuerySchema(Schema):
 class StartRunSchema(Schema):
     input = fields.Dict(
         required=True,
-        metadata={"description": "validated against the workflow's input schema "
-                  "(see GET /api/v1/workflow-types)"},
+        metadata={
+            "description": "validated against the workflow's input schema "
+            "(see GET /api/v1/workflow-types)",
+            "example": {"email": "ada@example.com", "name": "Ada Lovelace", "plan": "pro"},
+        },
     )
 
 

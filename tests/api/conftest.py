@@ -53,9 +53,7 @@ def signup_input(**changes: Any) -> dict[str, Any]:
     return {"email": unique_email(), "name": "Ada Lovelace", "plan": "free", **changes}
 
 
-def start(
-    client: FlaskClient, name: str, payload: Any, *, key: str | None = None
-) -> Any:
+def start(client: FlaskClient, name: str, payload: Any, *, key: str | None = None) -> Any:
     headers = {"Idempotency-Key": key} if key is not None else {}
     return client.post(f"/api/v1/workflows/{name}", json={"input": payload}, headers=headers)
 

@@ -25,7 +25,10 @@ def test_readyz_is_503_naming_the_database_when_it_is_down(make_app):
 
 
 def test_readyz_is_503_naming_the_broker_when_it_is_down(make_app):
-    for url in (f"redis://127.0.0.1:{closed_port()}/0", f"amqp://guest:guest@127.0.0.1:{closed_port()}//"):
+    for url in (
+        f"redis://127.0.0.1:{closed_port()}/0",
+        f"amqp://guest:guest@127.0.0.1:{closed_port()}//",
+    ):
         app = make_app(celery_broker_url=url)
         error = assert_error(app.test_client().get("/readyz"), 503, "not_ready")
         assert "broker" in error["message"] and "database" not in error["message"]

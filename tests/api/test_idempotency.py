@@ -33,7 +33,9 @@ def test_same_key_and_same_body_answers_200_with_the_same_run(client, engine):
 def test_same_key_with_another_body_is_409(client, engine):
     key = uuid.uuid4().hex
     first = start(client, "signup", signup_input(), key=key).get_json()
-    error = assert_error(start(client, "signup", signup_input(), key=key), 409, "idempotency_conflict")
+    error = assert_error(
+        start(client, "signup", signup_input(), key=key), 409, "idempotency_conflict"
+    )
     assert error["details"]["run_id"] == first["id"]
     assert runs_with_key(engine, key) == 1
 

@@ -36,8 +36,15 @@ def test_items_are_runs_without_steps(client):
     start(client, "signup", signup_input())
     item = client.get("/api/v1/workflows", query_string={"limit": 1}).get_json()["items"][0]
     assert set(item) == {
-        "id", "name", "status", "input", "output", "error",
-        "created_at", "started_at", "finished_at",
+        "id",
+        "name",
+        "status",
+        "input",
+        "output",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
     }
 
 

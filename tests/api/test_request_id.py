@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from tests.api.conftest import signup_input, start
+from tests.api.conftest import signup_input
 
 
 def test_a_request_id_is_made_and_returned(client):

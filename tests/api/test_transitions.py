@@ -19,7 +19,9 @@ def test_cancel_a_pending_run_answers_202_with_the_cancelled_run(client):
 def test_cancel_a_finished_run_is_409(client):
     run = start(client, "signup", signup_input()).get_json()
     client.post(f"/api/v1/workflows/{run['id']}/cancel")
-    error = assert_error(client.post(f"/api/v1/workflows/{run['id']}/cancel"), 409, "illegal_transition")
+    error = assert_error(
+        client.post(f"/api/v1/workflows/{run['id']}/cancel"), 409, "illegal_transition"
+    )
     assert error["details"] == {"status": "cancelled", "action": "cancel"}
 
 
@@ -29,12 +31,18 @@ def test_retry_a_cancelled_run_answers_202_with_the_pending_run(client):
     response = client.post(f"/api/v1/workflows/{run['id']}/retry")
     assert response.status_code == 202
     retried = response.get_json()
-    assert (retried["id"], retried["status"], retried["finished_at"]) == (run["id"], "pending", None)
+    assert (retried["id"], retried["status"], retried["finished_at"]) == (
+        run["id"],
+        "pending",
+        None,
+    )
 
 
 def test_retry_a_run_that_is_not_failed_or_cancelled_is_409(client):
     run = start(client, "signup", signup_input()).get_json()
-    error = assert_error(client.post(f"/api/v1/workflows/{run['id']}/retry"), 409, "illegal_transition")
+    error = assert_error(
+        client.post(f"/api/v1/workflows/{run['id']}/retry"), 409, "illegal_transition"
+    )
     assert error["details"] == {"status": "pending", "action": "retry"}
 
 
