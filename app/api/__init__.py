@@ -40,6 +40,7 @@ class StepwiseApi(Api):  # type: ignore[misc]
 
 def init_api(app: Flask, settings: Settings, registry: Registry) -> StepwiseApi:
     app.config.update(API_CONFIG)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # fields in the schema's order
     app.config["STEPWISE_BROKER_URL"] = settings.celery_broker_url
     install_request_context(app)  # first: every later line and error carries the id
     install_auth(app, settings.api_token)
