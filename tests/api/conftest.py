@@ -3,17 +3,38 @@ factory for apps with other settings, and small request helpers."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from app.engine.errors import IllegalTransition
 from app.settings import get_settings, set_settings
+
+
+@pytest.fixture(scope="package", autouse=True)
+def leave_no_active_run(database: str) -> Iterator[None]:
+    """Cancel what these tests left pending (some were never sent, by design),
+    so a later test's recovery sweep does not find our runs."""
+    yield
+    from app.runtime import get_manager
+
+    manager = get_manager()
+    with manager.engine.connect() as c:
+        active = c.execute(
+            sa.text("SELECT id FROM workflow_runs WHERE status IN ('pending', 'running')")
+        ).scalars()
+        ids = list(active)
+    for run_id in ids:
+        with contextlib.suppress(IllegalTransition):  # it finished meanwhile
+            manager.cancel(run_id)
 
 
 @pytest.fixture(scope="session")
