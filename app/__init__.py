@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask
 
 from app.settings import Settings, get_settings, set_settings
@@ -13,6 +11,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings is not None:
         set_settings(settings)
     settings = get_settings()
+    from app.api import init_api
     from app.dashboard import dashboard
     from app.logging_setup import configure_logging
     from app.runtime import get_manager
@@ -20,11 +19,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings.log_format, settings.log_level)
     flask_app = Flask(__name__)
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
-    flask_app.extensions["stepwise_manager"] = get_manager()
-    flask_app.register_blueprint(dashboard)
+    manager = get_manager()
+    flask_app.extensions["stepwise_manager"] = manager
 
-    @flask_app.get("/healthz")
-    def healthz() -> Any:
-        return {"status": "ok"}
+    # the HTTP API (/api/...), /healthz and /readyz, and the one JSON error shape
+    init_api(flask_app, settings, manager.registry)
+
+    # the operator's pages (/, /runs/<id>, /workflow-types, /sign-in)
+    flask_app.register_blueprint(dashboard)
 
     return flask_app

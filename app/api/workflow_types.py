@@ -1,0 +1,46 @@
+"""``GET /api/v1/workflow-types``: what can be started, and with which input.
+
+The input schema shown is the same marshmallow schema that validates
+``POST /api/v1/workflows/<name>``, converted to JSON Schema by apispec, so the
+description cannot drift from the validation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.api.schemas import WorkflowTypeListSchema
+from app.engine.registry import Registry
+
+blp = Blueprint(
+    "workflow_types", __name__, url_prefix="/api/v1", description="Registered workflows"
+)
+
+
+def describe_workflows(registry: Registry, plugin: MarshmallowPlugin) -> list[dict[str, Any]]:
+    assert plugin.converter is not None
+    return [
+        {
+            "name": workflow.name,
+            "description": workflow.description,
+            "steps": [
+                {"name": s.name, "position": s.position, "transactional": s.transactional}
+                for s in workflow.steps
+            ],
+            "input_schema": plugin.converter.schema2jsonschema(workflow.input_schema),
+        }
+        for workflow in registry
+    ]
+
+
+@blp.route("/workflow-types")
+class WorkflowTypes(MethodView):
+    @blp.response(200, WorkflowTypeListSchema)
+    def get(self) -> dict[str, Any]:
+        """Registered workflows: their steps, in order, and the JSON Schema of their input."""
+        return {"items": current_app.extensions["stepwise_workflow_types"]}
