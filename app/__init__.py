@@ -20,6 +20,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     flask_app = Flask(__name__)
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     flask_app.extensions["stepwise_manager"] = get_manager()
+    from app import cli, metrics  # ops: /metrics and ``flask workflows ...`` (docs/operations.md)
+
+    flask_app.register_blueprint(metrics.blueprint)
+    flask_app.cli.add_command(cli.workflows)
 
     @flask_app.get("/healthz")
     def healthz() -> Any:
