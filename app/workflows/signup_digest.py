@@ -56,7 +56,7 @@ def count_signups(ctx: StepContext, session: Session) -> dict[str, Any]:
 @signup_digest.step()
 def notify_team(ctx: StepContext) -> dict[str, Any]:
     counts = ctx.outputs["count_signups"]
-    plans = ", ".join(f"{n} {plan}" for plan, n in counts["by_plan"].items()) or "none"
+    plans = ", ".join(f"{n} {plan}" for plan, n in sorted(counts["by_plan"].items())) or "none"
     text = (
         f"Signups from {counts['since']} to {counts['until']}: {counts['total']} ({plans})"
     )
