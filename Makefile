@@ -22,7 +22,9 @@ db: install services
 	$(BIN)/python scripts/create_database.py
 	$(BIN)/alembic upgrade head
 
-# web, worker, beat and Flower under honcho, after the release step (migrations)
+# web, worker, beat and Flower under honcho, after the release step (migrations).
+# Ctrl-C: honcho 2.0 SIGTERMs each process group, then SIGKILLs after a fixed 5 s
+# (no option); steps still running then are resumed by the recovery sweep.
 run: db
 	mkdir -p var
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -p $${PORT:-8000} web worker beat flower

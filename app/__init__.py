@@ -11,6 +11,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings is not None:
         set_settings(settings)
     settings = get_settings()
+    from app import cli, metrics
     from app.api import init_api
     from app.dashboard import dashboard
     from app.logging_setup import configure_logging
@@ -24,8 +25,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     # the HTTP API (/api/...), /healthz and /readyz, and the one JSON error shape
     init_api(flask_app, settings, manager.registry)
-
+    # Prometheus /metrics, read from Postgres at scrape time (docs/operations.md)
+    flask_app.register_blueprint(metrics.blueprint)
     # the operator's pages (/, /runs/<id>, /workflow-types, /sign-in)
     flask_app.register_blueprint(dashboard)
+    # ``flask --app app workflows list|show|retry|cancel|recover``
+    flask_app.cli.add_command(cli.workflows)
 
     return flask_app

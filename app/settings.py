@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 T = TypeVar("T")
 
-DEFAULT_WORKFLOW_MODULES = ("app.workflows.signup",)
+DEFAULT_WORKFLOW_MODULES = ("app.workflows.signup", "app.workflows.signup_digest")
 
 
 class ConfigError(ValueError):
@@ -81,6 +81,20 @@ def _str(name: str, raw: str) -> str:
     return raw
 
 
+def _schedule(name: str, raw: str) -> str:
+    """Seconds (``"30"``) or a 5-field crontab (``"0 0 * * *"``); parsed by app.scheduling."""
+    text = raw.strip()
+    try:
+        if float(text) > 0:
+            return text
+    except ValueError:
+        if len(text.split()) == 5:
+            return text
+    raise ConfigError(
+        f"{name} must be a number of seconds or a crontab like '0 0 * * *', got {raw!r}"
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/stepwise"
@@ -113,6 +127,7 @@ class Settings:
     workflow_cleanup_retention: float = 30 * 86400.0
     log_format: str = "json"
     log_level: str = "info"
+    signup_digest_schedule: str = "0 0 * * *"
 
     def override(self, **changes: Any) -> Settings:
         """A copy with some values replaced (tests, ``create_app(settings=...)``)."""
@@ -151,6 +166,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "WORKFLOW_CLEANUP_RETENTION": ("workflow_cleanup_retention", _positive_float),
     "LOG_FORMAT": ("log_format", _choice("json", "text")),
     "LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
+    "SIGNUP_DIGEST_SCHEDULE": ("signup_digest_schedule", _schedule),
 }
 
 ENVIRONMENT_VARIABLES = tuple(_VARIABLES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,15 @@ def create_celery() -> Celery:
     celery_app = Celery("stepwise")
     celery_app.conf.update(celery_config(settings))
     celery_app.conf.beat_schedule = load_beat_schedule()
+    # stamps each scheduled workflow's slot, so two beats never double a run
+    celery_app.conf.beat_scheduler = "workers.periodic:SlotScheduler"
     STATE_DIR.mkdir(exist_ok=True)
     return celery_app
 
 
 app = create_celery()
 register_step_tasks(app, registry)
+import workers.inspect  # noqa: E402,F401  (registers ``inspect current_steps``)
 import workers.periodic  # noqa: E402,F401  (registers the periodic tasks)
 
 
@@ -51,6 +55,12 @@ import workers.periodic  # noqa: E402,F401  (registers the periodic tasks)
 def _after_fork(**_: Any) -> None:
     # a pool inherited across fork would share sockets with the parent
     dispose_engines()
+    # Process managers (honcho, docker, systemd's default) signal the whole
+    # process group. Celery resets SIGTERM to "die" in pool children, which would
+    # kill a running step mid-way; ignoring it here lets the main process do a
+    # warm shutdown: running steps finish and checkpoint, then the children
+    # exit. A hard time limit or a cold shutdown still ends a child (SIGKILL).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @signals.task_prerun.connect
