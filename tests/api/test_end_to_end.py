@@ -10,7 +10,7 @@ import pytest
 
 from tests.api.conftest import signup_input
 from tests.api.servers import serve_in_thread
-from tests.e2e.conftest import gate_id, worker  # noqa: F401  (the real worker fixture)
+from tests.e2e.conftest import gate_id
 from tests.support.polling import wait_for
 from tests.support.workflows import executions, store
 
