@@ -171,3 +171,36 @@ def wait_long(ctx: StepContext) -> dict[str, Any]:
     if ctx.attempt == 1:
         raise RetryableError("rate limited", retry_after=25)
     return {"attempt": ctx.attempt}
+
+
+# charge a (fake) provider, then — when the test asks — die before the checkpoint
+class LedgerInput(Schema):
+    provider_url = fields.String(required=True)
+    crash_after_effect = fields.Boolean(load_default=False)
+
+
+ledger = Workflow("ledger", input_schema=LedgerInput)
+
+
+@ledger.step()
+def charge_card(ctx: StepContext) -> dict[str, Any]:
+    import httpx
+
+    count(ctx)
+    response = httpx.post(
+        f"{ctx.input['provider_url']}/v1/customers",
+        data={"email": f"{ctx.run_id}@ledger.test"},
+        headers={"Authorization": "Bearer sk_test_fake0123456789abcdef",
+                 "Idempotency-Key": ctx.idempotency_key},
+        timeout=5,
+    )
+    response.raise_for_status()
+    if ctx.input["crash_after_effect"] and ctx.attempt == 1:
+        os.kill(os.getpid(), signal.SIGKILL)  # the provider accepted; no checkpoint yet
+    return {"customer": response.json()["id"]}
+
+
+@ledger.step()
+def book(ctx: StepContext) -> dict[str, Any]:
+    count(ctx)
+    return {"booked": ctx.outputs["charge_card"]["customer"]}
