@@ -31,7 +31,7 @@ def wait_run(
     return wait_for(done, timeout=timeout, what=f"run {run_id} to be {statuses}")
 
 
-def test_a_run_started_over_http_succeeds_and_get_shows_its_steps(http, worker):  # noqa: F811
+def test_a_run_started_over_http_succeeds_and_get_shows_its_steps(http, worker):
     payload = signup_input(plan="pro")
     started = http.post("/api/v1/workflows/signup", json={"input": payload})
     assert started.status_code == 202
