@@ -29,9 +29,10 @@ run: db
 	mkdir -p var
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -p $${PORT:-8000} web worker beat flower
 
+# everything; PYTEST_ARGS="tests/engine -q" runs a selection instead
 test: install services
 	bash scripts/browser.sh
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH=$(CURDIR)/$(BIN):$$PATH bash scripts/test.sh $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check app workers tests

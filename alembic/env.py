@@ -10,8 +10,8 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 import sqlalchemy as sa
-from alembic import context
 
+from alembic import context
 from app.engine.models import metadata
 from app.settings import get_settings
 

@@ -41,3 +41,11 @@ if ! redis_up; then
     exit 1
   fi
 fi
+
+# RabbitMQ is optional (the RabbitMQ pass of the tests, or CELERY_BROKER_URL=amqp://):
+# start it when it is installed but stopped; never fail without it.
+if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && command -v rabbitmq-server >/dev/null 2>&1; then
+  echo "starting RabbitMQ"
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+  for _ in $(seq 1 60); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 0.5; done
+fi

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import marshmallow
 import sqlalchemy as sa
@@ -322,23 +322,9 @@ class WorkflowManager:
         """
         rid = _as_uuid(run_id)
         with self.engine.begin() as c:
-            row = c.execute(
-                runs.update()
-                .where(
-                    runs.c.id == rid,
-                    runs.c.status.in_([s.value for s in run_sources(RunStatus.PENDING)]),
-                )
-                .values(
-                    status=RunStatus.PENDING.value,
-                    error=None,
-                    finished_at=None,
-                    recovery_count=0,
-                    updated_at=sa.func.now(),
-                )
-                .returning(runs.c.name)
-            ).first()
-            if row is None:
-                self._raise_transition(c, rid, "retry")
+            row = self._transition(
+                c, rid, RunStatus.PENDING, "retry", error=None, finished_at=None, recovery_count=0
+            )
             c.execute(
                 steps.update()
                 .where(
@@ -358,7 +344,6 @@ class WorkflowManager:
                     steps.c.run_id == rid, steps.c.status != StepStatus.SUCCEEDED.value
                 )
             ).scalar()
-        assert row is not None
         if first is not None:
             self.send(rid, row.name, int(first))
         return self.get(rid)
@@ -367,24 +352,28 @@ class WorkflowManager:
         """pending/running → cancelled. A running step may finish; no later step starts."""
         rid = _as_uuid(run_id)
         with self.engine.begin() as c:
-            row = c.execute(
-                runs.update()
-                .where(
-                    runs.c.id == rid,
-                    runs.c.status.in_([s.value for s in run_sources(RunStatus.CANCELLED)]),
-                )
-                .values(
-                    status=RunStatus.CANCELLED.value,
-                    finished_at=sa.func.now(),
-                    updated_at=sa.func.now(),
-                )
-                .returning(runs.c.id)
-            ).first()
-            if row is None:
-                self._raise_transition(c, rid, "cancel")
+            self._transition(c, rid, RunStatus.CANCELLED, "cancel", finished_at=sa.func.now())
         return self.get(rid)
 
-    def _raise_transition(self, conn: Connection, run_id: uuid.UUID, action: str) -> None:
+    def _transition(
+        self, conn: Connection, run_id: uuid.UUID, target: RunStatus, action: str, **values: Any
+    ) -> sa.Row[Any]:
+        """Apply one run transition as a conditional UPDATE; zero rows is a 409 (or 404)."""
+        row = conn.execute(
+            runs.update()
+            .where(
+                runs.c.id == run_id,
+                runs.c.status.in_([s.value for s in run_sources(target)]),
+            )
+            .values(status=target.value, updated_at=sa.func.now(), **values)
+            .returning(runs.c.name)
+        ).first()
+        if row is None:
+            self._raise_transition(conn, run_id, action)
+        assert row is not None
+        return row
+
+    def _raise_transition(self, conn: Connection, run_id: uuid.UUID, action: str) -> NoReturn:
         status = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar()
         if status is None:
             raise RunNotFound(f"no run with id {run_id}")
@@ -477,16 +466,8 @@ class WorkflowManager:
         if first.status == StepStatus.RUNNING.value:
             # its lease expired: the worker died, was killed, or hung past its limit
             if recovery_count >= self.recovery_limit:
-                exc2 = RecoveryLimitExceeded(
-                    f"step {first.name!r} lost its worker {recovery_count + 1} times "
-                    f"(crash, kill or expired lease); giving up after the recovery limit "
-                    f"of {self.recovery_limit}"
-                )
-                checkpoints.fail(
-                    c, run_id, first.position, None,
-                    structured_error(
-                        exc2, step=first.name, attempt=first.attempts, retryable=False
-                    ),
+                self._dead_letter(
+                    c, run_id, first.position, first.name, first.attempts, recovery_count, None
                 )
                 report.dead_lettered.append(run_id)
                 return None
@@ -538,16 +519,29 @@ class WorkflowManager:
             if count is None:
                 return False
             if count >= self.recovery_limit:
-                exc = RecoveryLimitExceeded(
-                    f"step {step_name!r} lost its worker {count + 1} times (crash, kill or "
-                    f"expired lease); giving up after the recovery limit of {self.recovery_limit}"
-                )
-                checkpoints.fail(
-                    c, run_id, position, holder,
-                    structured_error(exc, step=step_name, attempt=attempt, retryable=False),
-                )
+                self._dead_letter(c, run_id, position, step_name, attempt, count, holder)
                 return False
             return checkpoints.expire_lease(c, run_id, position, holder)
+
+    def _dead_letter(
+        self,
+        conn: Connection,
+        run_id: uuid.UUID,
+        position: int,
+        step_name: str,
+        attempt: int,
+        recoveries: int,
+        holder: str | None,
+    ) -> None:
+        """Fail a step (and its run) that keeps losing its worker: a dead letter."""
+        exc = RecoveryLimitExceeded(
+            f"step {step_name!r} lost its worker {recoveries + 1} times (crash, kill or "
+            f"expired lease); giving up after the recovery limit of {self.recovery_limit}"
+        )
+        checkpoints.fail(
+            conn, run_id, position, holder,
+            structured_error(exc, step=step_name, attempt=attempt, retryable=False),
+        )
 
     def cleanup(self, retention_seconds: float, *, batch: int = 1000) -> int:
         """Delete finished runs older than the retention, a batch per transaction."""
@@ -578,7 +572,7 @@ class WorkflowManager:
                 sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)
             ).all()
         counts = {s.value: 0 for s in RunStatus}
-        counts.update({status: int(n) for status, n in rows})
+        counts.update({str(row[0]): int(row[1]) for row in rows})
         return counts
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import command
 
+from alembic import command
 from tests.conftest import alembic_config
 
 

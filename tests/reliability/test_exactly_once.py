@@ -116,7 +116,8 @@ def _blocked_task_id(run_id, worker) -> str:
 
 def test_a_start_that_rolls_back_publishes_nothing(manager, engine):
     """Scenario 9a: enqueue after commit — no commit, no message."""
-    broker = redis_lib.Redis.from_url(REDIS_URL) if TEST_ENV["CELERY_BROKER_URL"] == REDIS_URL else None
+    uses_redis = TEST_ENV["CELERY_BROKER_URL"] == REDIS_URL
+    broker = redis_lib.Redis.from_url(REDIS_URL) if uses_redis else None
     before = broker.llen("celery") if broker else None
 
     class Abort(Exception):
@@ -127,7 +128,8 @@ def test_a_start_that_rolls_back_publishes_nothing(manager, engine):
         run_id = started.run["id"]
         raise Abort
     with engine.connect() as c:
-        assert c.execute(sa.select(sa.func.count()).select_from(runs).where(runs.c.id == run_id)).scalar() == 0
+        found = c.execute(sa.select(sa.func.count()).select_from(runs).where(runs.c.id == run_id))
+        assert found.scalar() == 0
     if broker is not None:
         assert broker.llen("celery") == before
     assert run_id not in manager.recover().resent

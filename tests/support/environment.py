@@ -97,7 +97,15 @@ TEST_ENV = {
     "DATABASE_URL": DATABASE_URL,
     "CELERY_BROKER_URL": BROKER_URL,
     "TEST_REDIS_URL": REDIS_URL,
-    "WORKFLOW_MODULES": "app.workflows.signup,app.workflows.signup_digest,examples.orders,tests.support.workflows,tests.support.custom_workflow",
+    "WORKFLOW_MODULES": ",".join(
+        [
+            "app.workflows.signup",
+            "app.workflows.signup_digest",
+            "examples.orders",
+            "tests.support.workflows",
+            "tests.support.custom_workflow",
+        ]
+    ),
     "WORKFLOW_STEP_TIMEOUT": "4",
     "WORKFLOW_RETRY_DELAY": "0.2",
     "WORKFLOW_RECOVERY_INTERVAL": "1",
