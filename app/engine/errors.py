@@ -92,3 +92,17 @@ class RecoveryLimitExceeded(NonRetryableError):
     """A step kept losing its worker (crash, kill, expired lease)."""
 
     code = "recovery_limit_exceeded"
+
+
+def structured_error(
+    exc: BaseException, *, step: str, attempt: int, retryable: bool
+) -> dict[str, Any]:
+    """The error a run and a step carry: stable keys, readable message."""
+    message = str(exc) or type(exc).__name__
+    return {
+        "type": type(exc).__name__,
+        "message": message[:2000],
+        "step": step,
+        "attempt": attempt,
+        "retryable": retryable,
+    }
