@@ -11,6 +11,8 @@ import sqlalchemy as sa
 
 from tests.support import environment as env
 
+pytest_plugins = ["tests.support.fakes.fixtures"]
+
 os.environ.update(env.TEST_ENV)
 
 from app.settings import load_settings, set_settings  # noqa: E402

@@ -5,14 +5,13 @@ side effects per idempotency key."""
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
-from tests.support.fakes.http import Reply, Seen
+from tests.support.fakes.http import Seen
 from tests.support.fakes.providers import (
     SENDGRID_KEY,
     STRIPE_KEY,
@@ -21,52 +20,10 @@ from tests.support.fakes.providers import (
     FakeWebhook,
 )
 
+# the provider fakes (sendgrid, stripe_api, webhook) are shared fixtures:
+# tests/support/fakes/fixtures.py
+
 pytestmark = pytest.mark.slow
-
-
-class HoldingSendGrid(FakeSendGrid):
-    """SendGrid that can hold requests open, so steps sit mid-call for a crash.
-
-    Held requests are answered 503 when released: the provider never accepted
-    them, so they are not deliveries.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.holding = threading.Event()
-        self.release = threading.Event()
-        self.held: list[Seen] = []
-        self._held_lock = threading.Lock()
-
-    def respond(self, seen: Seen) -> Reply:
-        if self.holding.is_set():
-            with self._held_lock:
-                self.held.append(seen)
-            self.release.wait(120)
-            return Reply(503, {"errors": [{"message": "service unavailable"}]})
-        return super().respond(seen)
-
-
-@pytest.fixture(scope="module")
-def sendgrid() -> Iterator[HoldingSendGrid]:
-    fake = HoldingSendGrid().start()
-    yield fake
-    fake.release.set()
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def stripe_api() -> Iterator[FakeStripe]:
-    fake = FakeStripe().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def webhook() -> Iterator[FakeWebhook]:
-    fake = FakeWebhook().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from app.engine.models import runs
 from tests.e2e.conftest import gate_id, wait_status
 from tests.support.environment import REDIS_URL, TEST_ENV
-from tests.support.fakes.providers import FakeStripe
 from tests.support.polling import wait_for
 from tests.support.processes import ROOT, Worker
 from tests.support.workflows import executions, store
@@ -28,13 +27,6 @@ def single_worker():
     w = Worker(concurrency=2).start()
     yield w
     w.stop()
-
-
-@pytest.fixture(scope="module")
-def stripe_api():
-    fake = FakeStripe().start()
-    yield fake
-    fake.stop()
 
 
 def test_crash_after_the_side_effect_before_the_checkpoint(manager, single_worker, stripe_api):

@@ -63,3 +63,26 @@ class FakeWebhook(FakeHTTPServer):
         if seen.path.startswith("/api/webhooks/"):
             return Reply(204, b"")
         return Reply(200, "ok")
+
+
+class HoldingSendGrid(FakeSendGrid):
+    """SendGrid that can hold requests open, so steps sit mid-call for a crash.
+
+    Held requests are answered 503 when released: the provider never accepted
+    them, so they are not deliveries.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self.held: list[Seen] = []
+        self._held_lock = threading.Lock()
+
+    def respond(self, seen: Seen) -> Reply:
+        if self.holding.is_set():
+            with self._held_lock:
+                self.held.append(seen)
+            self.release.wait(120)
+            return Reply(503, {"errors": [{"message": "service unavailable"}]})
+        return super().respond(seen)
