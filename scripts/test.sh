@@ -15,7 +15,7 @@ fi
 
 if (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && command -v rabbitmqctl >/dev/null 2>&1; then
   echo "== the same end-to-end and reliability scenarios with RabbitMQ as the broker =="
-  STEPWISE_TEST_BROKER=amqp "$PY" -m pytest tests/e2e tests/reliability
+  STEPWISE_TEST_BROKER=amqp "$PY" -m pytest tests/e2e tests/reliability tests/ops/test_shutdown.py
 else
   echo "== RabbitMQ is not reachable on 127.0.0.1:5672: skipping the RabbitMQ pass =="
 fi
