@@ -46,13 +46,16 @@ def web(database: str, manager) -> Iterator[Web]:  # type: ignore[no-untyped-def
         yield server
     # no worker runs here: cancel what we started, so no later test's sweep sends it
     with manager.engine.connect() as c:
-        ids = c.execute(
-            sa.text(
-                "SELECT id FROM workflow_runs WHERE status IN ('pending', 'running') "
-                "AND created_at >= :t"
-            ),
-            {"t": began},
-        ).scalars().all()
+        ids = (
+            c.execute(
+                sa.text(
+                    "SELECT id FROM workflow_runs WHERE status IN ('pending', 'running') AND created_at >= :t"
+                ),
+                {"t": began},
+            )
+            .scalars()
+            .all()
+        )
     for run_id in ids:
         with contextlib.suppress(IllegalTransition):
             manager.cancel(run_id)
@@ -64,8 +67,9 @@ def _now(manager):  # type: ignore[no-untyped-def]
 
 
 def signup_body() -> dict:  # type: ignore[type-arg]
-    return {"input": {"email": f"abuse-{uuid.uuid4().hex[:10]}@example.com",
-                      "name": "Abuse Test", "plan": "free"}}
+    return {
+        "input": {"email": f"abuse-{uuid.uuid4().hex[:10]}@example.com", "name": "Abuse Test", "plan": "free"}
+    }
 
 
 def test_twenty_concurrent_posts_with_one_key_start_one_run_through_gunicorn(web, engine):
@@ -97,8 +101,10 @@ def test_twenty_concurrent_posts_with_one_key_start_one_run_through_gunicorn(web
             sa.text("SELECT count(*) FROM workflow_runs WHERE idempotency_key = :k"), {"k": key}
         ).scalar()
         steps = c.execute(
-            sa.text("SELECT count(*) FROM workflow_steps s JOIN workflow_runs r ON r.id = s.run_id "
-                    "WHERE r.idempotency_key = :k"),
+            sa.text(
+                "SELECT count(*) FROM workflow_steps s JOIN workflow_runs r ON r.id = s.run_id "
+                "WHERE r.idempotency_key = :k"
+            ),
             {"k": key},
         ).scalar()
         users = c.execute(
@@ -131,8 +137,7 @@ def test_bad_bodies_get_their_status_in_the_error_shape_and_start_nothing(web, e
             outcomes[response.status_code] += 1
 
         for data in (b'{"input": {', b"{'input': {}}", b"\xff\xfe", b'{"input": {}} trailing'):
-            response = http.post(SIGNUP, content=data,
-                                 headers={"Content-Type": "application/json"})
+            response = http.post(SIGNUP, content=data, headers={"Content-Type": "application/json"})
             assert_error_shape(response, 400, "malformed_json")
             outcomes[response.status_code] += 1
 
@@ -157,17 +162,23 @@ def test_schemathesis_over_real_http_finds_no_5xx_and_no_schema_violation(web):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, database=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+        @settings(
+            max_examples=15,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        )
         def check(case) -> None:  # type: ignore[no-untyped-def]
             response = case.call(base_url=web.base, timeout=30)
             statuses[response.status_code] += 1
-            per_operation[operation.label] += 1
+            per_operation[case.operation.label] += 1
             case.validate_response(response, checks=CHECKS)
 
         check()
 
     assert all(status < 500 for status in statuses), statuses
     assert set(per_operation) == {op.label for op in operations}
-    print(f"schemathesis over HTTP: {sum(statuses.values())} requests to "
-          f"{len(operations)} operations, statuses {dict(sorted(statuses.items()))}")
+    print(
+        f"schemathesis over HTTP: {sum(statuses.values())} requests to "
+        f"{len(operations)} operations, statuses {dict(sorted(statuses.items()))}"
+    )
