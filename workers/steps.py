@@ -46,6 +46,24 @@ class LeaseLost(Exception):
     """Our lease was taken over (we ran past it); our work is discarded."""
 
 
+def soft_limit_behind(exc: BaseException) -> bool:
+    """Whether the step's soft time limit is behind ``exc``.
+
+    Some client libraries catch every exception around their transport and
+    raise their own: stripe's requests client turns ``SoftTimeLimitExceeded``
+    into ``APIConnectionError``, which an integration then reports as the
+    provider being unreachable. The original stays in the exception chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SoftTimeLimitExceeded):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _stop_chain(task: Task) -> None:
     task.request.chain = None
 
@@ -154,12 +172,9 @@ def run_step(task: Task, workflow_name: str, position: int, run_id_text: str) ->
         log.warning("step lost its lease before its checkpoint; its result is discarded")
         _stop_chain(task)
         return None
-    except SoftTimeLimitExceeded:
-        return _handle_failure(
-            task, manager, workflow, step, run_id, owner, claim.attempt,
-            StepTimedOut(f"step {step.name!r} exceeded its time limit of {timeout:g} s"),
-        )
-    except Exception as exc:  # the step's own failure: the policy classifies it
+    except Exception as exc:  # the step's own failure (or its time limit, maybe wrapped)
+        if soft_limit_behind(exc):
+            exc = StepTimedOut(f"step {step.name!r} exceeded its time limit of {timeout:g} s")
         return _handle_failure(task, manager, workflow, step, run_id, owner, claim.attempt, exc)
 
     log.info("step succeeded", run_status=status)
