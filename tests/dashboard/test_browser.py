@@ -50,7 +50,7 @@ def sign_in(driver, base: str) -> None:
         return  # already signed in
     driver.find_element(By.ID, "token").send_keys(TOKEN)
     driver.find_element(By.ID, "sign-in").click()
-    wait_for(lambda: "/sign-in" not in driver.current_url, what="sign-in to finish")
+    wait_for(lambda: at(driver, lambda u: "/sign-in" not in u), what="sign-in to finish")
 
 
 @pytest.fixture
@@ -91,6 +91,13 @@ def run_status(driver) -> str | None:
     return read(driver, lambda: driver.find_element(By.CSS_SELECTOR, "#run-status .badge").text)
 
 
+def at(driver, url_test) -> bool:
+    """The browser navigated where ``url_test`` says and the page finished loading
+    (a click returns before the next page has loaded)."""
+    state = read(driver, lambda: driver.execute_script("return document.readyState"))
+    return bool(url_test(driver.current_url)) and state == "complete"
+
+
 def has(driver, css: str) -> bool:
     return bool(driver.find_elements(By.CSS_SELECTOR, css))
 
@@ -106,12 +113,15 @@ def test_visitor_without_a_session_is_sent_to_sign_in_and_back(
 
     browser.find_element(By.ID, "token").send_keys("wrong-token")
     browser.find_element(By.ID, "sign-in").click()
-    assert "not valid" in browser.find_element(By.ID, "signin-error").text
+    # the click returns before the answer page has loaded: wait for it
+    error = wait_for(lambda: browser.find_elements(By.ID, "signin-error"), what="the sign-in error")
+    assert "not valid" in error[0].text
 
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "sign-in").click()
     wait_for(
-        lambda: browser.current_url.endswith("/workflow-types"), what="back to the page asked for"
+        lambda: at(browser, lambda u: u.endswith("/workflow-types")),
+        what="back to the page asked for",
     )
     assert browser.find_element(By.TAG_NAME, "h1").text == "Workflow types"
 
@@ -120,7 +130,7 @@ def test_run_started_from_the_page_shows_its_steps_succeeding(page, live_server,
     page.get(f"{live_server.url}/workflow-types")
     assert len(page.find_elements(By.CSS_SELECTOR, "section.workflow")) >= 2
     page.find_element(By.LINK_TEXT, "signup").click()
-    wait_for(lambda: page.current_url.endswith("/workflow-types?workflow=signup"), what="one type")
+    wait_for(lambda: at(page, lambda u: u.endswith("/workflow-types?workflow=signup")), what="one type")
     names = [n.text for n in page.find_elements(By.CSS_SELECTOR, "#workflow-signup .node-name")]
     assert names == ["create_user", "provision_plan", "send_welcome_email", "notify_team"]
     assert len(page.find_elements(By.CSS_SELECTOR, "#workflow-signup .arrow")) == 5
@@ -131,7 +141,7 @@ def test_run_started_from_the_page_shows_its_steps_succeeding(page, live_server,
     Select(page.find_element(By.ID, "signup-plan")).select_by_value("pro")
     page.find_element(By.ID, "start-signup").click()
 
-    wait_for(lambda: "/runs/" in page.current_url, what="the new run's page")
+    wait_for(lambda: at(page, lambda u: "/runs/" in u), what="the new run's page")
     assert "Started a signup run." in page.find_element(By.CSS_SELECTOR, ".flash-ok").text
     wait_steps(
         page,
@@ -178,7 +188,7 @@ def test_failed_run_is_retried_from_the_page_and_succeeds(page, live_server, scr
     page.get(f"{live_server.url}/workflow-types")
     page.find_element(By.ID, "fixable-gate").send_keys(gate)
     page.find_element(By.ID, "start-fixable").click()
-    wait_for(lambda: "/runs/" in page.current_url, what="the new run's page")
+    wait_for(lambda: at(page, lambda u: "/runs/" in u), what="the new run's page")
     run_id = page.current_url.rsplit("/", 1)[1]
 
     wait_steps(page, {"setup": "succeeded", "needs_fix": "failed", "wrap_up": "pending"})
@@ -253,12 +263,12 @@ def test_runs_list_filters_searches_and_opens_runs(page, live_server, manager, s
     assert has(page, f'tr[data-run-id="{failed["id"]}"]')
 
     page.find_element(By.CSS_SELECTOR, '.status-tabs a[data-count-for="failed"]').click()
-    wait_for(lambda: "status=failed" in page.current_url, what="the failed filter")
+    wait_for(lambda: at(page, lambda u: "status=failed" in u), what="the failed filter")
     badges = {b.text for b in page.find_elements(By.CSS_SELECTOR, ".runs-table .badge")}
     assert badges == {"failed"}
 
     Select(page.find_element(By.ID, "workflow")).select_by_value("gated")
-    wait_for(lambda: "workflow=gated" in page.current_url, what="the workflow filter")
+    wait_for(lambda: at(page, lambda u: "workflow=gated" in u), what="the workflow filter")
     assert not has(page, f'tr[data-run-id="{failed["id"]}"]')
 
     search = page.find_element(By.ID, "q")
@@ -266,7 +276,7 @@ def test_runs_list_filters_searches_and_opens_runs(page, live_server, manager, s
     search.submit()
     wait_for(lambda: has(page, f'tr[data-run-id="{keyed["id"]}"]'), what="the keyed run")
     page.find_element(By.CSS_SELECTOR, f'tr[data-run-id="{keyed["id"]}"] a').click()
-    wait_for(lambda: page.current_url.endswith(f"/runs/{keyed['id']}"), what="the run's page")
+    wait_for(lambda: at(page, lambda u: u.endswith(f"/runs/{keyed['id']}")), what="the run's page")
     assert (
         page.find_element(By.ID, "flower-link")
         .get_attribute("href")
