@@ -30,8 +30,17 @@ run: db
 test: install services
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# the benchmarks (docs/performance.md); each makes its own scratch database and Redis db
+BENCHES := latency throughput api scale recovery
+bench: install services
+	mkdir -p var/bench
+	for b in $(BENCHES); do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m bench.$$b | tee var/bench/$$b.txt || exit 1; done
+
+bench-smoke: install services
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/bench -q
+
 lint: install
-	$(BIN)/ruff check app workers tests
+	$(BIN)/ruff check app workers tests bench
 	$(BIN)/mypy app/engine
 
 clean:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -31,7 +32,9 @@ def parse_args(description: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def wait_until(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.02) -> Any:
+def wait_until(
+    condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.02
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -51,10 +54,23 @@ class Worker:
     def __init__(self, env: dict[str, str], *, concurrency: int = 2, queues: str = "celery"):
         self.node = f"bench-{uuid.uuid4().hex[:8]}@localhost"
         self.args = [
-            str(VENV_BIN / "celery"), "-A", "workers", "worker", "-E",
-            "--pool", "prefork", "--concurrency", str(concurrency),
-            "--hostname", self.node, "--queues", queues,
-            "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+            str(VENV_BIN / "celery"),
+            "-A",
+            "workers",
+            "worker",
+            "-E",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            self.node,
+            "--queues",
+            queues,
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
         ]
         self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
         self.env["PATH"] = f"{VENV_BIN}{os.pathsep}{self.env.get('PATH', '')}"
@@ -66,13 +82,19 @@ class Worker:
     def start(self, timeout: float = 90) -> Worker:
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
         self.proc = subprocess.Popen(
-            self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()
         wait_until(
             lambda: "ready." in self.output() or self.proc.poll() is not None,  # type: ignore[union-attr]
-            timeout=timeout, what="the worker to be ready", interval=0.1,
+            timeout=timeout,
+            what="the worker to be ready",
+            interval=0.1,
         )
         if self.proc.poll() is not None:
             raise RuntimeError(f"worker exited at start:\n{self.output()[-4000:]}")
@@ -98,10 +120,8 @@ class Worker:
 
     def _signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def __enter__(self) -> Worker:
         return self.start()
@@ -164,3 +184,45 @@ def report(text: str, result: dict[str, Any]) -> None:
     """The table for people, then one JSON line for machines (always last)."""
     print(text)
     print(json.dumps(result, sort_keys=True), flush=True)
+
+
+def wal_flush_lsn() -> str:
+    from bench.services import admin_engine
+
+    admin = admin_engine()
+    with admin.connect() as c:
+        lsn = str(c.execute(sa.text("SELECT pg_current_wal_flush_lsn()")).scalar_one())
+    admin.dispose()
+    return lsn
+
+
+def writing_commits(database_url: str, start_lsn: str) -> int:
+    """Committed transactions that wrote to this database since ``start_lsn``.
+
+    Read from the WAL (``pg_walinspect``): the distinct xids of COMMIT records
+    whose transaction logged a change to a relation of this database. Read-only
+    transactions (a pool's pre-ping ``SELECT 1``) write no WAL and are not counted.
+    """
+    time.sleep(1.0)  # asynchronous commits reach the flushed WAL within ~3 wal_writer_delay
+    end_lsn = wal_flush_lsn()
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as c:
+        c.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        dboid = c.execute(
+            sa.text("SELECT oid FROM pg_database WHERE datname = current_database()")
+        ).scalar_one()
+        count = c.execute(
+            sa.text(
+                """
+                WITH recs AS (
+                    SELECT xid, resource_manager, record_type, block_ref
+                    FROM pg_get_wal_records_info(CAST(:start AS pg_lsn), CAST(:end AS pg_lsn)))
+                SELECT count(DISTINCT CAST(CAST(xid AS text) AS bigint)) FROM recs
+                WHERE resource_manager = 'Transaction' AND record_type LIKE 'COMMIT%'
+                  AND xid IN (SELECT xid FROM recs WHERE block_ref LIKE :pattern)
+                """
+            ),
+            {"start": start_lsn, "end": end_lsn, "pattern": f"%/{dboid}/%"},
+        ).scalar_one()
+    engine.dispose()
+    return int(count)

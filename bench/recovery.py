@@ -59,7 +59,9 @@ def main() -> None:
             nonlocal sweeps
             with manager.engine.connect() as c:
                 done = c.execute(
-                    sa.select(sa.func.count()).where(runs.c.id.in_(ids), runs.c.status == "succeeded")
+                    sa.select(sa.func.count()).where(
+                        runs.c.id.in_(ids), runs.c.status == "succeeded"
+                    )
                 ).scalar_one()
             if done >= n:
                 return True
@@ -87,10 +89,16 @@ def main() -> None:
 
 
 def render(result: dict[str, Any]) -> str:
-    rows = [[
-        result["runs"], result["step_timeout_s"], result["lease_s"], result["recovery_interval_s"],
-        result["recovery_s"], result["ratio_to_step_timeout"],
-    ]]
+    rows = [
+        [
+            result["runs"],
+            result["step_timeout_s"],
+            result["lease_s"],
+            result["recovery_interval_s"],
+            result["recovery_s"],
+            result["ratio_to_step_timeout"],
+        ]
+    ]
     return table(
         "recovery after SIGKILL of a worker holding runs mid-step",
         ["runs", "step timeout s", "lease s", "sweep every s", "recovered in s", "× timeout"],

@@ -2,9 +2,9 @@
 
 The runs (and their 3 steps each) are generated in SQL with ``generate_series``:
 four workflow names, 90 % succeeded, 4 % failed, 2 % cancelled, the newest
-2,000 active (and recently touched, as live runs are), created over 30 days. Each query is the manager's own (what the
-API and the sweep call), timed end to end from Python; its SQL is captured and
-``EXPLAIN``ed to show which index it uses.
+2,000 active (and recently touched, as live runs are), created over 30 days.
+Each query is the manager's own (what the API and the sweep call), timed end to
+end from Python; its SQL is captured and ``EXPLAIN``ed to show which index it uses.
 
     python -m bench.scale [--smoke]
 """
@@ -65,7 +65,8 @@ FROM workflow_runs r CROSS JOIN generate_series(0, 2) AS p
 def main() -> None:
     args = parse_args(__doc__ or "")
     n, samples = (5_000, 20) if args.smoke else (1_000_000, 300)
-    with scratch() as s:
+    # live runs keep moving; a long grace keeps the sweep's figure about finding none
+    with scratch(WORKFLOW_RECOVERY_GRACE="3600"):
         from app.engine.manager import encode_cursor
         from app.runtime import get_manager
 
@@ -81,7 +82,9 @@ def main() -> None:
         generated_s = time.monotonic() - t0
         with engine.connect() as c:
             picked = c.execute(
-                sa.text("SELECT id, created_at FROM workflow_runs TABLESAMPLE BERNOULLI (1) LIMIT 500")
+                sa.text(
+                    "SELECT id, created_at FROM workflow_runs TABLESAMPLE BERNOULLI (1) LIMIT 500"
+                )
             ).all()
         rng = random.Random(7)
 
@@ -112,7 +115,10 @@ def main() -> None:
                 call()
                 times.append(time.perf_counter() - t)
             statements = capture(engine, call)
-            results[label] = {**summary_ms(times), "plans": [explain(engine, q) for q in statements]}
+            results[label] = {
+                **summary_ms(times),
+                "plans": [explain(engine, q) for q in statements],
+            }
 
     result = {
         "bench": "scale",
@@ -121,8 +127,10 @@ def main() -> None:
         "steps": n * 3,
         "generate_s": round(generated_s, 1),
         "samples": samples,
-        "queries": {k: {m: v for m, v in r.items() if m != "plans"} | {"indexes": indexes(r["plans"])}
-                    for k, r in results.items()},
+        "queries": {
+            k: {m: v for m, v in r.items() if m != "plans"} | {"indexes": indexes(r["plans"])}
+            for k, r in results.items()
+        },
         "max_p99_ms": max(r["p99_ms"] for r in results.values()),
         "target_p99_ms": 20,
     }
@@ -133,7 +141,9 @@ def main() -> None:
 def capture(engine: sa.Engine, call: Callable[[], Any]) -> list[tuple[str, Any]]:
     seen: list[tuple[str, Any]] = []
 
-    def listener(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+    def listener(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
         if statement.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE", "DELETE")):
             seen.append((statement, params))
 
@@ -161,8 +171,11 @@ def explain(engine: sa.Engine, query: tuple[str, Any]) -> str:
 def indexes(plans: list[str]) -> list[str]:
     found: list[str] = []
     for plan in plans:
-        for m in re.finditer(r"(Index Only Scan|Index Scan|Bitmap Index Scan)(?: Backward)?"
-                             r" (?:using|on) (\w+)|Seq Scan on (\w+)", plan):
+        for m in re.finditer(
+            r"(Index Only Scan|Index Scan|Bitmap Index Scan)(?: Backward)?"
+            r" (?:using|on) (\w+)|Seq Scan on (\w+)",
+            plan,
+        ):
             name = m.group(2) if m.group(2) else f"SEQ SCAN {m.group(3)}"
             if name not in found:
                 found.append(name)
@@ -178,8 +191,10 @@ def print_plans(results: dict[str, dict[str, Any]]) -> None:
 
 
 def render(result: dict[str, Any]) -> str:
-    rows = [[label, q["p50_ms"], q["p99_ms"], ", ".join(q["indexes"])]
-            for label, q in result["queries"].items()]
+    rows = [
+        [label, q["p50_ms"], q["p99_ms"], ", ".join(q["indexes"])]
+        for label, q in result["queries"].items()
+    ]
     return table(
         f"queries at {result['runs']:,} runs / {result['steps']:,} steps "
         f"({result['samples']} samples each; generated in {result['generate_s']} s)",

@@ -79,7 +79,10 @@ def build_result(n: int, plain_s: float, durable_s: float, smoke: bool) -> dict[
         "worker_processes": 2,
         "seconds": {"plain": round(plain_s, 3), "stepwise": round(durable_s, 3)},
         "workflows_per_s": {"plain": round(plain_wps, 1), "stepwise": round(durable_wps, 1)},
-        "steps_per_s": {"plain": round(plain_wps * STEPS, 1), "stepwise": round(durable_wps * STEPS, 1)},
+        "steps_per_s": {
+            "plain": round(plain_wps * STEPS, 1),
+            "stepwise": round(durable_wps * STEPS, 1),
+        },
         "ratio": round(durable_wps / plain_wps, 3),
         "target_ratio": 0.6,
     }

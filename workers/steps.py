@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app.engine import checkpoints
@@ -64,10 +65,27 @@ def run_step(task: Task, workflow_name: str, position: int, run_id_text: str) ->
         return _fail_missing(task, manager, run_id, workflow_name, position)
     timeout = manager.timeout_for(workflow, step)
     owner = _lease_owner(task)
-    with manager.engine.begin() as conn:
-        # a claim is only a lease: losing it in a crash just leaves the step claimable
-        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-        claim = checkpoints.claim(conn, run_id, position, owner, lease_seconds(timeout))
+    # one pooled connection for the whole step: one checkout (and pre-ping) per step
+    with manager.engine.connect() as conn:
+        return _claim_run_checkpoint(task, manager, workflow, step, run_id, owner, timeout, conn)
+
+
+def _claim_run_checkpoint(
+    task: Task,
+    manager: WorkflowManager,
+    workflow: Workflow,
+    step: StepDefinition,
+    run_id: uuid.UUID,
+    owner: str,
+    timeout: float,
+    conn: Connection,
+) -> Any:
+    workflow_name, position = workflow.name, step.position
+    # autocommit: the claim and a plain step's checkpoint are single statements,
+    # each its own transaction, sent without BEGIN/COMMIT round trips
+    conn.execution_options(isolation_level="AUTOCOMMIT")
+    claim = checkpoints.claim(conn, run_id, position, owner, lease_seconds(timeout))
+    conn.commit()  # closes SQLAlchemy's autobegun transaction; in autocommit nothing is sent
     if claim.outcome is ClaimOutcome.SUCCEEDED:
         log.info("step already succeeded; replaying its output")
         if not claim.next_step_pending:
@@ -96,7 +114,9 @@ def run_step(task: Task, workflow_name: str, position: int, run_id_text: str) ->
     log.info("step started")
     try:
         if step.transactional:
-            with manager.engine.begin() as conn:
+            # the step's writes and its checkpoint commit together, or not at all
+            conn.execution_options(isolation_level=conn.default_isolation_level)
+            with conn.begin():
                 session = Session(bind=conn, join_transaction_mode="rollback_only")
                 output = to_json_value(step.function(ctx, session), where=where)
                 session.flush()
@@ -107,10 +127,10 @@ def run_step(task: Task, workflow_name: str, position: int, run_id_text: str) ->
                     raise LeaseLost()
         else:
             output = to_json_value(step.function(ctx), where=where)
-            with manager.engine.begin() as conn:
-                status = checkpoints.checkpoint(
-                    conn, run_id, position, step.name, owner, output, last=last
-                )
+            status = checkpoints.checkpoint(
+                conn, run_id, position, step.name, owner, output, last=last
+            )
+            conn.commit()
             if status is None:
                 raise LeaseLost()
     except LeaseLost:
