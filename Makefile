@@ -31,7 +31,7 @@ test: install services
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # the benchmarks (docs/performance.md); each makes its own scratch database and Redis db
-BENCHES := latency throughput api scale recovery
+BENCHES := latency throughput api scale recovery protocol
 bench: install services
 	mkdir -p var/bench
 	for b in $(BENCHES); do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m bench.$$b | tee var/bench/$$b.txt || exit 1; done

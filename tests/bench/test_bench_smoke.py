@@ -60,3 +60,8 @@ def test_scale_bench_shows_the_plans_indexes() -> None:
 def test_recovery_bench_recovers_every_run_after_a_kill() -> None:
     result = run_bench("recovery")
     assert result["recovery_s"] > 0
+
+
+def test_protocol_bench_compares_the_previous_and_current_hot_path() -> None:
+    result = run_bench("protocol")
+    assert set(result["median_ms_per_step_by_round"]) == {"previous", "current"}
