@@ -48,11 +48,16 @@ def main() -> None:
 
         def current(run_id: uuid.UUID, position: int, last: bool) -> None:
             with engine.connect() as c:
-                c.execution_options(isolation_level="AUTOCOMMIT")
-                checkpoints.claim(c, run_id, position, "bench", 60)
-                c.commit()
-                checkpoints.checkpoint(c, run_id, position, "x", "bench", None, last=last)
-                c.commit()
+                dbapi = c.connection.dbapi_connection
+                assert dbapi is not None
+                dbapi.autocommit = True
+                try:
+                    checkpoints.claim(c, run_id, position, "bench", 60)
+                    c.commit()
+                    checkpoints.checkpoint(c, run_id, position, "x", "bench", None, last=last)
+                    c.commit()
+                finally:
+                    dbapi.autocommit = False
 
         variants: dict[str, Callable[[uuid.UUID, int, bool], None]] = {
             "previous": previous,

@@ -67,7 +67,20 @@ def run_step(task: Task, workflow_name: str, position: int, run_id_text: str) ->
     owner = _lease_owner(task)
     # one pooled connection for the whole step: one checkout (and pre-ping) per step
     with manager.engine.connect() as conn:
-        return _claim_run_checkpoint(task, manager, workflow, step, run_id, owner, timeout, conn)
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        # autocommit: the claim and a plain step's checkpoint are single statements,
+        # each its own transaction, sent without BEGIN/COMMIT round trips. psycopg2's
+        # own flag is toggled (as SQLAlchemy's pre-ping does): going through the
+        # isolation_level option instead costs a SET round trip on every change.
+        dbapi.autocommit = True
+        try:
+            return _claim_run_checkpoint(
+                task, manager, workflow, step, run_id, owner, timeout, conn
+            )
+        finally:
+            if not dbapi.closed:
+                dbapi.autocommit = False
 
 
 def _claim_run_checkpoint(
@@ -81,9 +94,6 @@ def _claim_run_checkpoint(
     conn: Connection,
 ) -> Any:
     workflow_name, position = workflow.name, step.position
-    # autocommit: the claim and a plain step's checkpoint are single statements,
-    # each its own transaction, sent without BEGIN/COMMIT round trips
-    conn.execution_options(isolation_level="AUTOCOMMIT")
     claim = checkpoints.claim(conn, run_id, position, owner, lease_seconds(timeout))
     conn.commit()  # closes SQLAlchemy's autobegun transaction; in autocommit nothing is sent
     if claim.outcome is ClaimOutcome.SUCCEEDED:
@@ -115,7 +125,9 @@ def _claim_run_checkpoint(
     try:
         if step.transactional:
             # the step's writes and its checkpoint commit together, or not at all
-            conn.execution_options(isolation_level=conn.default_isolation_level)
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            dbapi.autocommit = False
             with conn.begin():
                 session = Session(bind=conn, join_transaction_mode="rollback_only")
                 output = to_json_value(step.function(ctx, session), where=where)
