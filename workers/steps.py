@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app.engine import checkpoints
@@ -73,17 +74,6 @@ def _lease_owner(task: Task) -> str:
     return f"{task.request.hostname}:{os.getpid()}:{task.request.id}:{secrets.token_hex(4)}"
 
 
-def _claim(
-    manager: WorkflowManager, run_id: uuid.UUID, position: int, owner: str, timeout: float
-) -> checkpoints.Claim:
-    with manager.engine.begin() as conn:
-        # a claim is only a lease: losing it in a crash just leaves the step claimable
-        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-        return checkpoints.claim(
-            conn, run_id, position, owner, lease_seconds(timeout), manager.recovery_limit
-        )
-
-
 def _holder_died_here(task: Task, holder: str | None) -> bool:
     """Whether the lease holder was a process of this worker node that no longer exists."""
     if not holder:
@@ -113,7 +103,47 @@ def run_step(task: Task, workflow_name: str, position: int, run_id_text: str) ->
         return _fail_missing(task, manager, run_id, workflow_name, position)
     timeout = manager.timeout_for(workflow, step)
     owner = _lease_owner(task)
-    claim = _claim(manager, run_id, position, owner, timeout)
+    # one pooled connection for the whole step: one checkout (and pre-ping) per step
+    with manager.engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        # autocommit: the claim and a plain step's checkpoint are single statements,
+        # each its own transaction, sent without BEGIN/COMMIT round trips. psycopg2's
+        # own flag is toggled (as SQLAlchemy's pre-ping does): going through the
+        # isolation_level option instead costs a SET round trip on every change.
+        dbapi.autocommit = True
+        try:
+            return _claim_run_checkpoint(
+                task, manager, workflow, step, run_id, owner, timeout, conn
+            )
+        finally:
+            if not dbapi.closed:
+                dbapi.autocommit = False
+
+
+def _claim(
+    conn: Connection, manager: WorkflowManager, run_id: uuid.UUID, position: int, owner: str,
+    timeout: float,
+) -> checkpoints.Claim:
+    claim = checkpoints.claim(
+        conn, run_id, position, owner, lease_seconds(timeout), manager.recovery_limit
+    )
+    conn.commit()  # closes SQLAlchemy's autobegun transaction; in autocommit nothing is sent
+    return claim
+
+
+def _claim_run_checkpoint(
+    task: Task,
+    manager: WorkflowManager,
+    workflow: Workflow,
+    step: StepDefinition,
+    run_id: uuid.UUID,
+    owner: str,
+    timeout: float,
+    conn: Connection,
+) -> Any:
+    workflow_name, position = workflow.name, step.position
+    claim = _claim(conn, manager, run_id, position, owner, timeout)
     if claim.outcome is ClaimOutcome.BUSY and _holder_died_here(task, claim.lease_owner):
         # a pool child of this very worker died mid-step (SIGKILL, OOM) and the
         # message came back (reject_on_worker_lost): take over without waiting
@@ -122,7 +152,7 @@ def run_step(task: Task, workflow_name: str, position: int, run_id_text: str) ->
         if manager.take_over_dead_lease(
             run_id, position, step.name, str(claim.lease_owner), claim.attempt
         ):
-            claim = _claim(manager, run_id, position, owner, timeout)
+            claim = _claim(conn, manager, run_id, position, owner, timeout)
     if claim.outcome is ClaimOutcome.SUCCEEDED:
         log.info("step already succeeded; replaying its output")
         if not claim.next_step_pending:
@@ -151,7 +181,11 @@ def run_step(task: Task, workflow_name: str, position: int, run_id_text: str) ->
     log.info("step started")
     try:
         if step.transactional:
-            with manager.engine.begin() as conn:
+            # the step's writes and its checkpoint commit together, or not at all
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            dbapi.autocommit = False
+            with conn.begin():
                 session = Session(bind=conn, join_transaction_mode="rollback_only")
                 output = to_json_value(step.function(ctx, session), where=where)
                 session.flush()
@@ -162,10 +196,10 @@ def run_step(task: Task, workflow_name: str, position: int, run_id_text: str) ->
                     raise LeaseLost()
         else:
             output = to_json_value(step.function(ctx), where=where)
-            with manager.engine.begin() as conn:
-                status = checkpoints.checkpoint(
-                    conn, run_id, position, step.name, owner, output, last=last
-                )
+            status = checkpoints.checkpoint(
+                conn, run_id, position, step.name, owner, output, last=last
+            )
+            conn.commit()
             if status is None:
                 raise LeaseLost()
     except LeaseLost:

@@ -22,8 +22,13 @@ from sqlalchemy.engine import Connection
 # A retry whose countdown message arrives a little early may still run.
 EARLY_SLACK_SECONDS = 1.0
 
+# The claim is only a lease: losing it in a crash just leaves the step claimable,
+# so its commit need not wait for the WAL flush. Sent with the claim in one query
+# string, so on an autocommit connection both run as one implicit transaction in
+# one round trip (no BEGIN, no COMMIT message).
 _CLAIM = sa.text(
     """
+    SET LOCAL synchronous_commit = off;
     WITH claimed AS (
         UPDATE workflow_steps AS s
         SET status = 'running',
@@ -179,8 +184,10 @@ def claim(
     lease_seconds: float,
     recovery_limit: int,
 ) -> Claim:
-    """Take the step's lease, or say why not. Runs inside the caller's transaction.
+    """Take the step's lease, or say why not.
 
+    On an autocommit connection the claim is its own (asynchronously committed)
+    transaction in one round trip; inside a caller's transaction it commits with it.
     Taking over an expired lease counts as a recovery, and is refused once the
     run is at its recovery limit (the sweep then dead-letters it).
     """
@@ -242,7 +249,12 @@ def checkpoint(
     last: bool,
 ) -> str | None:
     """Record success while holding the lease. Returns the run's status, or
-    ``None`` when the lease was lost (the caller must roll back)."""
+    ``None`` when the lease was lost (the caller must roll back).
+
+    One statement: on an autocommit connection it is a transaction on its own
+    (one round trip, durably committed); a transactional step runs it inside the
+    transaction that holds the step's own writes.
+    """
     row = conn.execute(
         _CHECKPOINT,
         {

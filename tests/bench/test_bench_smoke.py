@@ -1,0 +1,67 @@
+"""The benchmarks in smoke mode: each script runs end to end against the real
+services in a few seconds and ends with its JSON line, so they cannot rot.
+The figures themselves are not asserted (see docs/performance.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(name: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{name}", "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith('{"bench"')]
+    assert lines, f"no JSON line in:\n{done.stdout[-3000:]}"
+    result = json.loads(lines[-1])
+    assert result["bench"] == name and result["smoke"] is True
+    return result
+
+
+def test_latency_bench_reports_both_sides_and_commits_per_step() -> None:
+    result = run_bench("latency")
+    assert result["per_step_ms"]["stepwise"]["p50_ms"] > 0
+    assert result["per_step_ms"]["plain"]["p50_ms"] > 0
+    assert result["commits_per_step"] > 0
+
+
+def test_throughput_bench_reports_both_sides() -> None:
+    result = run_bench("throughput")
+    assert result["workflows_per_s"]["stepwise"] > 0 and result["workflows_per_s"]["plain"] > 0
+
+
+def test_api_bench_reports_a_figure_or_says_why_not() -> None:
+    result = run_bench("api")
+    assert result.get("skipped") or result["requests"] > 0
+
+
+def test_scale_bench_shows_the_plans_indexes() -> None:
+    result = run_bench("scale")
+    assert result["queries"]["list newest 50"]["indexes"]
+
+
+@pytest.mark.timeout(240)
+def test_recovery_bench_recovers_every_run_after_a_kill() -> None:
+    result = run_bench("recovery")
+    assert result["recovery_s"] > 0
+
+
+def test_protocol_bench_compares_the_previous_and_current_hot_path() -> None:
+    result = run_bench("protocol")
+    assert set(result["median_ms_per_step_by_round"]) == {"previous", "current"}
