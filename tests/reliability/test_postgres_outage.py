@@ -35,6 +35,7 @@ GATED = 4  # blocked inside a transactional step when the database goes
 HELD = 4  # blocked in a plain step; their work finishes while the database is away
 FLAKY = 12
 SIGNUPS = 8
+FAILS = 3  # flaky's policy allows 4 attempts
 # long enough that a step blocked on its gate outlives the outage
 ENV = {"WORKFLOW_STEP_TIMEOUT": "20"}
 
@@ -98,11 +99,13 @@ def test_postgres_refusing_connections_for_5s_gives_503s_then_every_run_complete
             wait_for(lambda: store().scard(f"arrived:{gate}") == GATED + HELD, timeout=30,
                      what="the gated and held runs to block mid-step")
             known = gated[0]
-            flaky = [start(base, "flaky", {"fail_times": 1}) for _ in range(FLAKY)]
             emails = {}
             for i in range(SIGNUPS):
                 email = f"pg-out-{i}-{uuid.uuid4().hex[:6]}@example.com"
                 emails[start(base, "signup", {"email": email, "name": "Outage", "plan": "free"})] = email
+            # three planned failures: each run spends > 2 s in retry delays, so the
+            # cut below finds them mid-way
+            flaky = [start(base, "flaky", {"fail_times": FAILS}) for _ in range(FLAKY)]
             started = gated + held + flaky + list(emails)
             quick = flaky + list(emails)
             moving_at_cut = len(quick) - tally(manager, quick)["succeeded"]
@@ -163,7 +166,7 @@ def test_postgres_refusing_connections_for_5s_gives_503s_then_every_run_complete
                 doubled.append((rid, step["name"], executions(rid, step["name"]), step["attempts"]))
     assert doubled == []
     for rid in flaky:
-        assert [executions(rid, s) for s in ("prepare", "call_api", "finish")] == [1, 2, 1]
+        assert [executions(rid, s) for s in ("prepare", "call_api", "finish")] == [1, FAILS + 1, 1]
     for rid in held:  # finished during the outage: recorded once it was over, not re-run
         assert [executions(rid, s) for s in ("wait", "after")] == [1, 1]
     for rid in gated:  # their transaction was cut: re-run once, the insert kept once
