@@ -6,14 +6,21 @@ checkpoint while holding the lease → on error ask the retry policy.
 The chain message is a fast path, never the source of truth: if a step
 finishes and its message carried no rest-of-chain although steps remain (a
 chain lost on retry, celery#6631), the rest is re-sent from Postgres.
+
+A database outage is nobody's verdict on the step: a claim that cannot reach
+Postgres sends the message again later; a checkpoint or a retry record waits
+for Postgres (up to ``DB_PATIENCE``) rather than throw away finished work; a
+step cut off by the outage is retried even past its attempt budget.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 from celery import Celery, Task
@@ -23,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from app.engine import checkpoints
 from app.engine.checkpoints import ClaimOutcome
+from app.engine.db import is_unavailable
 from app.engine.definition import StepContext, StepDefinition, Workflow
 from app.engine.errors import NonRetryableError, RetryableError, StepNotFound
 from app.engine.manager import WorkflowManager, structured_error
@@ -35,12 +43,29 @@ from workers.config import hard_limit, lease_seconds, max_countdown
 log = structlog.get_logger("stepwise.step")
 
 
+T = TypeVar("T")
+
+# How long a step's bookkeeping waits for an unreachable database before it
+# gives up (the step then stays leased, and the sweep recovers it).
+DB_PATIENCE = 30.0
+# Seconds before a step whose claim could not reach the database is tried again.
+CLAIM_RETRY_COUNTDOWN = 2.0
+# Attempts beyond the policy's budget for a step cut off by a database outage.
+OUTAGE_EXTRA_ATTEMPTS = 3
+
+
 class StepFailed(Exception):
     """Raised after a step's failure is recorded, so Celery and Flower show FAILURE."""
 
 
 class StepTimedOut(RetryableError):
     code = "step_timed_out"
+
+
+class DatabaseUnavailable(RetryableError):
+    """The step's database connection failed or was cut; its work was rolled back."""
+
+    code = "database_unavailable"
 
 
 class LeaseLost(Exception):
@@ -74,6 +99,34 @@ def _lease_owner(task: Task) -> str:
     return f"{task.request.hostname}:{os.getpid()}:{task.request.id}:{secrets.token_hex(4)}"
 
 
+def _write(manager: WorkflowManager, statement: Callable[[Connection], T]) -> T:
+    """Run one bookkeeping transaction, waiting out a database outage.
+
+    Every statement written this way is conditional on our lease, so running
+    it again after a commit whose answer was lost is harmless.
+    """
+    deadline = time.monotonic() + DB_PATIENCE
+    pause = 0.2
+    while True:
+        try:
+            with manager.engine.begin() as conn:
+                return statement(conn)
+        except Exception as exc:
+            if not is_unavailable(exc) or time.monotonic() + pause > deadline:
+                raise
+            log.warning("database unavailable; waiting to record the step",
+                        retry_in=pause, error=str(exc).partition("\n")[0][:200])
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
+
+
+def _retry_later(task: Task, exc: BaseException) -> NoReturn:
+    """Nothing ran and nothing was recorded: the same message, chain and all, later."""
+    log.warning("database unavailable; the step will be claimed later",
+                retry_in=CLAIM_RETRY_COUNTDOWN, error=str(exc).partition("\n")[0][:200])
+    raise task.retry(countdown=CLAIM_RETRY_COUNTDOWN, max_retries=None) from None
+
+
 def _holder_died_here(task: Task, holder: str | None) -> bool:
     """Whether the lease holder was a process of this worker node that no longer exists."""
     if not holder:
@@ -104,7 +157,13 @@ def run_step(task: Task, workflow_name: str, position: int, run_id_text: str) ->
     timeout = manager.timeout_for(workflow, step)
     owner = _lease_owner(task)
     # one pooled connection for the whole step: one checkout (and pre-ping) per step
-    with manager.engine.connect() as conn:
+    try:
+        connection = manager.engine.connect()
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        _retry_later(task, exc)
+    with connection as conn:
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
         # autocommit: the claim and a plain step's checkpoint are single statements,
@@ -143,16 +202,21 @@ def _claim_run_checkpoint(
     conn: Connection,
 ) -> Any:
     workflow_name, position = workflow.name, step.position
-    claim = _claim(conn, manager, run_id, position, owner, timeout)
-    if claim.outcome is ClaimOutcome.BUSY and _holder_died_here(task, claim.lease_owner):
-        # a pool child of this very worker died mid-step (SIGKILL, OOM) and the
-        # message came back (reject_on_worker_lost): take over without waiting
-        # for the lease to run out
-        log.warning("lease holder died; taking the step over", holder=claim.lease_owner)
-        if manager.take_over_dead_lease(
-            run_id, position, step.name, str(claim.lease_owner), claim.attempt
-        ):
-            claim = _claim(conn, manager, run_id, position, owner, timeout)
+    try:
+        claim = _claim(conn, manager, run_id, position, owner, timeout)
+        if claim.outcome is ClaimOutcome.BUSY and _holder_died_here(task, claim.lease_owner):
+            # a pool child of this very worker died mid-step (SIGKILL, OOM) and the
+            # message came back (reject_on_worker_lost): take over without waiting
+            # for the lease to run out
+            log.warning("lease holder died; taking the step over", holder=claim.lease_owner)
+            if manager.take_over_dead_lease(
+                run_id, position, step.name, str(claim.lease_owner), claim.attempt
+            ):
+                claim = _claim(conn, manager, run_id, position, owner, timeout)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        _retry_later(task, exc)
     if claim.outcome is ClaimOutcome.SUCCEEDED:
         log.info("step already succeeded; replaying its output")
         if not claim.next_step_pending:
@@ -196,10 +260,19 @@ def _claim_run_checkpoint(
                     raise LeaseLost()
         else:
             output = to_json_value(step.function(ctx), where=where)
-            status = checkpoints.checkpoint(
-                conn, run_id, position, step.name, owner, output, last=last
-            )
-            conn.commit()
+            try:
+                status = checkpoints.checkpoint(
+                    conn, run_id, position, step.name, owner, output, last=last
+                )
+                conn.commit()
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                # the work is done and its output is in hand: wait for the database
+                # rather than run the step again
+                status = _write(manager, lambda c: checkpoints.checkpoint(
+                    c, run_id, position, step.name, owner, output, last=last
+                ))
             if status is None:
                 raise LeaseLost()
     except LeaseLost:
@@ -209,6 +282,11 @@ def _claim_run_checkpoint(
     except Exception as exc:  # the step's own failure (or its time limit, maybe wrapped)
         if soft_limit_behind(exc):
             exc = StepTimedOut(f"step {step.name!r} exceeded its time limit of {timeout:g} s")
+        elif is_unavailable(exc):  # ... or the database went away under it
+            exc = DatabaseUnavailable(
+                f"the database connection was lost during step {step.name!r}: "
+                f"{str(exc).partition(chr(10))[0][:300]}"
+            )
         return _handle_failure(task, manager, workflow, step, run_id, owner, claim.attempt, exc)
 
     log.info("step succeeded", run_status=status)
@@ -232,11 +310,15 @@ def _handle_failure(
 ) -> Any:
     policy = manager.policy_for(workflow, step)
     retry = policy.should_retry(attempt, exc)
+    if isinstance(exc, DatabaseUnavailable):
+        # an outage is not the step's failure: it does not end the run
+        retry = attempt < policy.max_attempts + OUTAGE_EXTRA_ATTEMPTS
     error = structured_error(exc, step=step.name, attempt=attempt, retryable=retry)
     if retry:
         delay = policy.delay_for(attempt, exc)
-        with manager.engine.begin() as conn:
-            scheduled = checkpoints.schedule_retry(conn, run_id, step.position, owner, error, delay)
+        scheduled = _write(manager, lambda conn: checkpoints.schedule_retry(
+            conn, run_id, step.position, owner, error, delay
+        ))
         if scheduled is None or scheduled[1] not in ("pending", "running"):
             _stop_chain(task)
             return None
@@ -246,8 +328,7 @@ def _handle_failure(
             raise task.retry(countdown=delay, max_retries=None)
         _stop_chain(task)  # a long delay waits in Postgres; the sweep sends it when due
         return None
-    with manager.engine.begin() as conn:
-        checkpoints.fail(conn, run_id, step.position, owner, error)
+    _write(manager, lambda conn: checkpoints.fail(conn, run_id, step.position, owner, error))
     log.error("step failed; run failed", error=error)
     _stop_chain(task)
     raise StepFailed(f"{error['type']}: {error['message']}")

@@ -27,6 +27,29 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     )
 
 
+# SQLSTATEs of a connection that failed or was cut: class 08 (connection
+# exception) and the operator's interventions (admin/crash shutdown, starting up)
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached or dropped the connection.
+
+    Such an error is the outage's, not the statement's: the same work may
+    succeed once the database is back. A statement's own errors (a constraint,
+    a timeout, a deadlock) are not included.
+    """
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if not isinstance(exc, sa.exc.OperationalError):
+        return False
+    code = getattr(exc.orig, "pgcode", None)
+    # a connection that could not be opened carries no SQLSTATE at all
+    return code is None or str(code).startswith(_UNAVAILABLE_STATES)
+
+
 def get_engine(url: str) -> Engine:
     """The engine for ``url`` in this process (created on first use)."""
     key = (os.getpid(), url)

@@ -74,6 +74,23 @@ def last(ctx: StepContext) -> dict[str, Any]:
     return {"n": count(ctx), "seen": sorted(ctx.outputs)}
 
 
+# wait (on a gate, outside any transaction) → after: work that finishes while
+# the database is away must be recorded, not run again
+held = Workflow("held", input_schema=GateInput)
+
+
+@held.step()
+def wait(ctx: StepContext) -> dict[str, Any]:
+    count(ctx)
+    wait_gate(ctx, ctx.input["gate"])
+    return {"waited": True}
+
+
+@held.step()
+def after(ctx: StepContext) -> dict[str, Any]:
+    return {"n": count(ctx)}
+
+
 class FlakyInput(Schema):
     fail_times = fields.Integer(load_default=0)
     fatal = fields.Boolean(load_default=False)
