@@ -197,12 +197,12 @@ class WorkflowManager(RecoveryMixin):
                 updated_at=sa.func.now(),
             )
             .on_conflict_do_nothing(index_elements=["idempotency_key", "name"])
-            .returning(runs.c.id)
+            .returning(runs.c.created_at)
         )
 
-        def record(c: Connection) -> uuid.UUID | None:
-            inserted = c.execute(insert).scalar_one_or_none()
-            if inserted is None:
+        def record(c: Connection) -> datetime | None:
+            created_at: datetime | None = c.execute(insert).scalar_one_or_none()
+            if created_at is None:
                 return None
             c.execute(
                 steps.insert(),
@@ -217,7 +217,7 @@ class WorkflowManager(RecoveryMixin):
                     for s in workflow.steps
                 ],
             )
-            return run_id
+            return created_at
 
         if conn is not None:
             created = record(conn)
@@ -234,7 +234,36 @@ class WorkflowManager(RecoveryMixin):
             return StartResult(self.get(existing["id"], conn=conn), created=False)
         if conn is None:
             self.send(run_id, name, 0)
-        return StartResult(self.get(run_id, conn=conn), created=True)
+        # what was just written, without reading it back: the API's hot path
+        run: RunDict = {
+            "id": run_id,
+            "name": name,
+            "status": RunStatus.PENDING.value,
+            "input": data,
+            "output": None,
+            "error": None,
+            "idempotency_key": idempotency_key,
+            "recovery_count": 0,
+            "created_at": created,
+            "updated_at": created,
+            "started_at": None,
+            "finished_at": None,
+            "steps": [
+                {
+                    "name": s.name,
+                    "position": s.position,
+                    "status": StepStatus.PENDING.value,
+                    "attempts": 0,
+                    "output": None,
+                    "error": None,
+                    "started_at": None,
+                    "finished_at": None,
+                    "next_attempt_at": None,
+                }
+                for s in workflow.steps
+            ],
+        }
+        return StartResult(run, created=True)
 
     def _find_by_key(
         self, name: str, key: str | None, conn: Connection | None
