@@ -191,6 +191,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "CELERY_VISIBILITY_TIMEOUT must exceed twice WORKFLOW_STEP_TIMEOUT plus 30 s, "
             "or the broker would redeliver steps that are still running"
         )
+    if settings.workflow_cleanup_retention < 86400:
+        raise ConfigError(
+            "WORKFLOW_CLEANUP_RETENTION must be at least 86400 (one day): the /metrics "
+            "counters are counted from the current day's runs"
+        )
     return settings
 
 

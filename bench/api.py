@@ -1,7 +1,13 @@
 """API: ``POST /api/v1/workflows/<name>`` from 50 concurrent clients for 20 s.
 
+Two phases: closed loop (each client sends again as soon as it is answered:
+the saturation throughput, where latency is only queueing — 50 clients at
+R req/s wait 50/R s on average, whatever the code does), then open loop at
+half that rate (latency from when each request was due: what a client sees
+from a server that is busy but not overloaded).
+
 The web process runs as the Procfile runs it (gunicorn, ``app:create_app()``,
-2 workers) on a free loopback port; the clients are a second process
+2 workers × 4 threads) on a free loopback port; the clients are a second process
 (``bench.api_load``). No Celery worker runs: this measures the API (validate,
 insert run and steps, send the chain), not the steps. If the route is not
 there yet (the API is built on its own branch), the script says so and reports
@@ -51,6 +57,8 @@ def main() -> None:
                 f"127.0.0.1:{port}",
                 "--workers",
                 "2",
+                "--threads",
+                "4",
             ],
             cwd=ROOT,
             env=env,
@@ -76,32 +84,35 @@ def main() -> None:
                 }
                 report(f"api: skipped ({result['reason']})", result)
                 return
-            load = subprocess.run(
-                [
-                    str(VENV_BIN / "python"),
-                    "-m",
-                    "bench.api_load",
-                    "--url",
-                    url,
-                    "--clients",
-                    str(clients),
-                    "--seconds",
-                    str(seconds),
-                ],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            data = json.loads(load.stdout.strip().splitlines()[-1])
+            data = _load(env, url, clients, seconds)
+            rate = max(1.0, round(len(data["latencies"]) / data["elapsed"] / 2, 1))
+            paced = _load(env, url, clients, seconds, rate)
         finally:
             web.terminate()
             web.wait(30)
             Path(log_name).unlink(missing_ok=True)
 
     result = build_result(data, clients, seconds, args.smoke)
+    result["paced"] = {
+        "rate_req_per_s": rate,
+        **{k: v for k, v in build_result(paced, clients, seconds, args.smoke).items()
+           if k in ("requests", "statuses", "requests_per_s", "p50_ms", "p99_ms")},
+    }
     report(render(result), result)
+
+
+def _load(
+    env: dict[str, str], url: str, clients: int, seconds: float, rate: float = 0
+) -> dict[str, Any]:
+    command = [
+        str(VENV_BIN / "python"), "-m", "bench.api_load", "--url", url,
+        "--clients", str(clients), "--seconds", str(seconds),
+    ]
+    if rate:
+        command += ["--rate", str(rate)]
+    load = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    data: dict[str, Any] = json.loads(load.stdout.strip().splitlines()[-1])
+    return data
 
 
 def _up(base: str) -> bool:
@@ -128,17 +139,27 @@ def build_result(data: dict[str, Any], clients: int, seconds: float, smoke: bool
 
 
 def render(result: dict[str, Any]) -> str:
+    paced = result["paced"]
     return table(
         f"POST /api/v1/workflows/{WORKFLOW}, {result['clients']} clients, {result['seconds']:g} s",
-        ["requests", "req/s", "p50 ms", "p99 ms", "statuses"],
+        ["phase", "requests", "req/s", "p50 ms", "p99 ms", "statuses"],
         [
             [
+                "closed loop (saturation)",
                 result["requests"],
                 result["requests_per_s"],
                 result["p50_ms"],
                 result["p99_ms"],
                 json.dumps(result["statuses"]),
-            ]
+            ],
+            [
+                f"open loop at {paced['rate_req_per_s']:g} req/s",
+                paced["requests"],
+                paced["requests_per_s"],
+                paced["p50_ms"],
+                paced["p99_ms"],
+                json.dumps(paced["statuses"]),
+            ],
         ],
     )
 

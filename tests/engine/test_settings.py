@@ -40,3 +40,8 @@ def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
 def test_visibility_timeout_must_outlast_the_step_time_limit() -> None:
     with pytest.raises(ConfigError, match="CELERY_VISIBILITY_TIMEOUT"):
         load_settings({"WORKFLOW_STEP_TIMEOUT": "600", "CELERY_VISIBILITY_TIMEOUT": "900"})
+
+
+def test_retention_must_keep_at_least_a_day_for_the_metrics() -> None:
+    with pytest.raises(ConfigError, match="WORKFLOW_CLEANUP_RETENTION"):
+        load_settings({"WORKFLOW_CLEANUP_RETENTION": "3600"})
