@@ -96,7 +96,8 @@ def main() -> None:
     result["paced"] = {
         "rate_req_per_s": rate,
         **{k: v for k, v in build_result(paced, clients, seconds, args.smoke).items()
-           if k in ("requests", "statuses", "requests_per_s", "p50_ms", "p99_ms")},
+           if k in ("requests", "statuses", "transport_errors", "requests_per_s", "p50_ms",
+                    "p99_ms")},
     }
     report(render(result), result)
 
@@ -111,7 +112,15 @@ def _load(
     if rate:
         command += ["--rate", str(rate)]
     load = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    data: dict[str, Any] = json.loads(load.stdout.strip().splitlines()[-1])
+    lines = load.stdout.strip().splitlines()
+    data: dict[str, Any] = json.loads(lines[-1])
+    # transport errors (status -1), by kind: e.g. a keep-alive connection the
+    # server closed just as a request went out on it
+    errors: dict[str, int] = {}
+    for line in lines[:-1]:
+        kind = json.loads(line).get("transport_error", "?").split("(")[0]
+        errors[kind] = errors.get(kind, 0) + 1
+    data["transport_errors"] = errors
     return data
 
 
@@ -131,6 +140,7 @@ def build_result(data: dict[str, Any], clients: int, seconds: float, smoke: bool
         "seconds": seconds,
         "requests": len(ms),
         "statuses": data["statuses"],
+        "transport_errors": data.get("transport_errors", {}),
         "requests_per_s": round(len(ms) / data["elapsed"], 1),
         "p50_ms": round(percentile(ms, 50), 3),
         "p99_ms": round(percentile(ms, 99), 3),

@@ -18,14 +18,14 @@ from urllib.parse import urlparse, urlunparse
 import redis
 import sqlalchemy as sa
 
+from tests.support import redis_lock
+
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get(
     "STEPWISE_BENCH_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_BASE = os.environ.get("STEPWISE_BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 # the same lock the test sessions take, so a benchmark and a test run never share a db number
-LOCK_KEY = "stepwise:test-session-lock"
-LOCK_TTL = 3 * 3600
 WORKFLOW_MODULES = "app.workflows.signup,bench.workflows"
 
 
@@ -41,36 +41,9 @@ def _database_url(name: str) -> str:
     return urlunparse(urlparse(ADMIN_URL)._replace(path=f"/{name}"))
 
 
-def _holder_alive(value: bytes | None) -> bool:
-    if value is None:
-        return False
-    try:
-        os.kill(int(value.decode().split(":", 1)[0]), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def claim_redis_db() -> int:
     """Take a Redis database number (1-15) that no live test session or benchmark holds."""
-    token = f"{os.getpid()}:{secrets.token_hex(4)}"
-    for number in range(1, 16):
-        client = redis.Redis.from_url(f"{REDIS_BASE}/{number}")
-        try:
-            taken = client.set(LOCK_KEY, token, nx=True, ex=LOCK_TTL)
-            if not taken and not _holder_alive(client.get(LOCK_KEY)):
-                client.set(LOCK_KEY, token, ex=LOCK_TTL)
-                taken = client.get(LOCK_KEY) == token.encode()
-            if taken:
-                for key in client.scan_iter(count=1000):
-                    if key != LOCK_KEY.encode():
-                        client.delete(key)
-                return number
-        finally:
-            client.close()
-    raise RuntimeError("no free Redis database (1-15) for the benchmark")
+    return redis_lock.claim_redis_db(REDIS_BASE)
 
 
 def admin_engine() -> sa.Engine:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from tests.api.conftest import closed_port, signup_input
 from tests.api.servers import gunicorn, serve_in_thread
+from tests.support.counts import runs_and_steps_for_key
 
 
 def test_twenty_concurrent_identical_posts_with_one_key_start_exactly_one_run(app, engine):
@@ -41,18 +42,7 @@ def test_twenty_concurrent_identical_posts_with_one_key_start_exactly_one_run(ap
     statuses = sorted(status for status, _ in results)
     assert statuses == [200] * 19 + [202]
     assert len({run_id for _, run_id in results}) == 1
-    with engine.connect() as c:
-        rows = c.execute(
-            sa.text("SELECT count(*) FROM workflow_runs WHERE idempotency_key = :k"), {"k": key}
-        ).scalar()
-        steps = c.execute(
-            sa.text(
-                "SELECT count(*) FROM workflow_steps s JOIN workflow_runs r ON r.id = s.run_id "
-                "WHERE r.idempotency_key = :k"
-            ),
-            {"k": key},
-        ).scalar()
-    assert (rows, steps) == (1, 4)
+    assert runs_and_steps_for_key(engine, key) == (1, 4)
 
 
 def test_a_chunked_body_over_the_limit_is_413(make_app):

@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.engine.errors import IllegalTransition
 from tests.reliability.procfile import Web, assert_error_shape, procfile_web
+from tests.support.counts import runs_and_steps_for_key
 
 pytestmark = pytest.mark.slow
 
@@ -96,17 +97,8 @@ def test_twenty_concurrent_posts_with_one_key_start_one_run_through_gunicorn(web
     statuses = Counter(status for status, _ in answers)
     assert statuses == {200: 19, 202: 1}
     assert len({run_id for _, run_id in answers}) == 1
+    runs, steps = runs_and_steps_for_key(engine, key)
     with engine.connect() as c:
-        runs = c.execute(
-            sa.text("SELECT count(*) FROM workflow_runs WHERE idempotency_key = :k"), {"k": key}
-        ).scalar()
-        steps = c.execute(
-            sa.text(
-                "SELECT count(*) FROM workflow_steps s JOIN workflow_runs r ON r.id = s.run_id "
-                "WHERE r.idempotency_key = :k"
-            ),
-            {"k": key},
-        ).scalar()
         users = c.execute(
             sa.text("SELECT count(*) FROM users WHERE email = :e"), {"e": body["input"]["email"]}
         ).scalar()

@@ -17,9 +17,10 @@ from tests.reliability.conftest import (
     tally,
     webhook_per_run,
 )
-from tests.support.environment import LOCK_KEY, REDIS_URL
+from tests.support.environment import REDIS_URL
 from tests.support.polling import wait_for
 from tests.support.processes import VENV_BIN, Process, Worker
+from tests.support.redis_lock import LOCK_KEY
 from tests.support.workflows import executions, store
 
 pytestmark = pytest.mark.slow

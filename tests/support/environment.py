@@ -12,14 +12,12 @@ import secrets
 import subprocess
 from urllib.parse import urlparse, urlunparse
 
-import redis
+from tests.support import redis_lock
 
 ADMIN_URL = os.environ.get(
     "STEPWISE_TEST_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_BASE = os.environ.get("STEPWISE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-LOCK_KEY = "stepwise:test-session-lock"
-LOCK_TTL = 3 * 3600
 
 
 def database_url(name: str) -> str:
@@ -27,44 +25,12 @@ def database_url(name: str) -> str:
     return urlunparse(parts._replace(path=f"/{name}"))
 
 
-def _holder_alive(value: bytes | None) -> bool:
-    """A lock whose holder process is gone (a killed test run) is free again."""
-    if value is None:
-        return False
-    try:
-        pid = int(value.decode().split(":", 1)[0])
-        os.kill(pid, 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def claim_redis_db() -> int:
-    """Take a Redis database number no other live test session holds."""
-    token = f"{os.getpid()}:{secrets.token_hex(4)}"
-    for number in range(1, 16):
-        client = redis.Redis.from_url(f"{REDIS_BASE}/{number}")
-        taken = client.set(LOCK_KEY, token, nx=True, ex=LOCK_TTL)
-        if not taken and not _holder_alive(client.get(LOCK_KEY)):
-            client.set(LOCK_KEY, token, ex=LOCK_TTL)
-            taken = client.get(LOCK_KEY) == token.encode()
-        if taken:
-            # whatever an earlier crashed session left is stale
-            for key in client.scan_iter(count=1000):
-                if key != LOCK_KEY.encode():
-                    client.delete(key)
-            client.close()
-            return number
-        client.close()
-    raise RuntimeError("no free Redis database (1-15) for this test session")
+    return redis_lock.claim_redis_db(REDIS_BASE)
 
 
 def release_redis_db(number: int) -> None:
-    client = redis.Redis.from_url(f"{REDIS_BASE}/{number}")
-    client.flushdb()
-    client.close()
+    redis_lock.release_redis_db(REDIS_BASE, number)
 
 
 AMQP_BASE = os.environ.get("STEPWISE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
