@@ -24,7 +24,7 @@ class Web:
 
 @contextmanager
 def procfile_web(env: dict[str, str] | None = None) -> Iterator[Web]:
-    """The Procfile's ``web`` line (gunicorn, two sync workers, access log) on a free port."""
+    """The Procfile's ``web`` line (gunicorn, sync workers, access log) on a free port."""
     port = free_port()
     process = Process(
         ["bash", "-c", f"exec {procfile_command('web')}"],
