@@ -1,4 +1,6 @@
 from app.engine.states import (
+    RUN_TRANSITIONS,
+    STEP_TRANSITIONS,
     RunStatus,
     StepStatus,
     can_cancel,
@@ -18,7 +20,9 @@ def test_cancel_is_allowed_only_while_active() -> None:
 
 
 def test_succeeded_is_final_for_runs_and_steps() -> None:
-    assert all(RunStatus.SUCCEEDED not in run_sources(t) or False for t in [RunStatus.PENDING])
+    assert RUN_TRANSITIONS[RunStatus.SUCCEEDED] == frozenset()
+    assert STEP_TRANSITIONS[StepStatus.SUCCEEDED] == frozenset()
+    assert not any(RunStatus.SUCCEEDED in run_sources(t) for t in RunStatus)
     assert not any(StepStatus.SUCCEEDED in step_sources(t) for t in StepStatus)
 
 
