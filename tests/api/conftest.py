@@ -79,6 +79,31 @@ def start(client: FlaskClient, name: str, payload: Any, *, key: str | None = Non
     return client.post(f"/api/v1/workflows/{name}", json={"input": payload}, headers=headers)
 
 
+# the JSON fields of DESIGN §5: a run, and each of its steps
+RUN_KEYS = {
+    "id",
+    "name",
+    "status",
+    "input",
+    "output",
+    "error",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "steps",
+}
+STEP_KEYS = {
+    "name",
+    "position",
+    "status",
+    "attempts",
+    "output",
+    "error",
+    "started_at",
+    "finished_at",
+}
+
+
 def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     """The one error shape, as JSON, with this status and code."""
     assert response.status_code == status, response.get_data(as_text=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.api.conftest import RUN_KEYS
+
 ROUTES = {
     ("/api/v1/workflows", "get"): "200",
     ("/api/v1/workflows/{name_or_id}", "get"): "200",
@@ -45,18 +47,7 @@ def test_every_route_has_its_success_and_error_schemas(client):
     assert {p["name"] for p in start["parameters"]} == {"Idempotency-Key"}
     assert set(start["responses"]) >= {"200", "202", "400", "404", "409", "413", "415", "422"}
     run = spec["components"]["schemas"]["Run"]
-    assert set(run["properties"]) == {
-        "id",
-        "name",
-        "status",
-        "input",
-        "output",
-        "error",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "steps",
-    }
+    assert set(run["properties"]) == RUN_KEYS
     list_params = {p["name"] for p in spec["paths"]["/api/v1/workflows"]["get"]["parameters"]}
     assert list_params == {"status", "name", "limit", "cursor"}
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"

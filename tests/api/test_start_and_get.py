@@ -8,30 +8,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from tests.api.conftest import assert_error, signup_input, start
-
-RUN_KEYS = {
-    "id",
-    "name",
-    "status",
-    "input",
-    "output",
-    "error",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "steps",
-}
-STEP_KEYS = {
-    "name",
-    "position",
-    "status",
-    "attempts",
-    "output",
-    "error",
-    "started_at",
-    "finished_at",
-}
+from tests.api.conftest import RUN_KEYS, STEP_KEYS, assert_error, signup_input, start
 
 
 def test_start_answers_202_with_the_pending_run_and_its_steps(client):
