@@ -18,6 +18,22 @@ from collections import Counter
 
 import httpx
 
+HEADERS = {"Content-Type": "application/json"}
+
+
+async def post_once(
+    http: httpx.AsyncClient, url: str, body: bytes, statuses: Counter[int]
+) -> bool:
+    """One POST, its status counted; False (and the error printed) on a transport error."""
+    try:
+        response = await http.post(url, content=body, headers=HEADERS)
+    except httpx.HTTPError as exc:
+        statuses[-1] += 1
+        print(json.dumps({"transport_error": repr(exc)}), flush=True)
+        return False
+    statuses[response.status_code] += 1
+    return True
+
 
 async def client(
     http: httpx.AsyncClient,
@@ -27,17 +43,10 @@ async def client(
     latencies: list[float],
     statuses: Counter[int],
 ) -> None:
-    headers = {"Content-Type": "application/json"}
     while time.monotonic() < until:
         t0 = time.perf_counter()
-        try:
-            response = await http.post(url, content=body, headers=headers)
-            statuses[response.status_code] += 1
-        except httpx.HTTPError as exc:
-            statuses[-1] += 1
-            print(json.dumps({"transport_error": repr(exc)}), flush=True)
-            continue
-        latencies.append(time.perf_counter() - t0)
+        if await post_once(http, url, body, statuses):
+            latencies.append(time.perf_counter() - t0)
 
 
 async def paced_client(
@@ -48,19 +57,12 @@ async def paced_client(
     latencies: list[float],
     statuses: Counter[int],
 ) -> None:
-    headers = {"Content-Type": "application/json"}
     for due in due_times:
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        try:
-            response = await http.post(url, content=body, headers=headers)
-            statuses[response.status_code] += 1
-        except httpx.HTTPError as exc:
-            statuses[-1] += 1
-            print(json.dumps({"transport_error": repr(exc)}), flush=True)
-            continue
-        latencies.append(time.perf_counter() - due)
+        if await post_once(http, url, body, statuses):
+            latencies.append(time.perf_counter() - due)
 
 
 async def run_paced(url: str, clients: int, seconds: float, rate: float) -> dict[str, object]:

@@ -34,14 +34,6 @@ def beat(tmp_path) -> Process:
     ).start()
 
 
-def statuses(manager, run_ids) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for rid in run_ids:
-        status = manager.get(rid)["status"]
-        counts[status] = counts.get(status, 0) + 1
-    return counts
-
-
 def test_sigkill_the_whole_worker_with_200_runs_in_flight(manager, engine, tmp_path,
                                                           sendgrid, stripe_api, webhook,
                                                           provider_env):
@@ -115,7 +107,7 @@ def test_sigkill_mid_step_then_restart_every_run_succeeds_exactly_once(manager, 
     second = Worker(concurrency=4).start()
     sweeper = beat(tmp_path)  # the real periodic recovery sweep
     try:
-        wait_for(lambda: statuses(manager, runs) == {"succeeded": 20}, timeout=90,
+        wait_for(lambda: tally(manager, runs) == {"succeeded": 20}, timeout=90,
                  interval=0.5, what="all 20 runs to succeed")
     finally:
         sweeper.stop()
@@ -155,7 +147,7 @@ def test_queued_runs_survive_a_broker_flush(manager):
         report = wait_for(lambda: manager.recover().resent, timeout=30,
                           what="the sweep to find the stranded runs")
         assert set(runs) <= set(report)
-        wait_for(lambda: statuses(manager, runs) == {"succeeded": 5}, timeout=60,
+        wait_for(lambda: tally(manager, runs) == {"succeeded": 5}, timeout=60,
                  what="all runs to succeed")
     finally:
         worker.stop()
@@ -174,7 +166,7 @@ def test_a_poison_step_is_dead_lettered_while_other_runs_finish(manager):
             return manager.get(poison)["status"] == "failed"
 
         wait_for(settled, timeout=120, interval=0.5, what="the poison run to be dead-lettered")
-        wait_for(lambda: statuses(manager, healthy) == {"succeeded": 100}, timeout=120,
+        wait_for(lambda: tally(manager, healthy) == {"succeeded": 100}, timeout=120,
                  what="healthy runs to succeed")
     finally:
         worker.stop()
