@@ -23,6 +23,7 @@ from app.api.schemas import (
     RunListQuerySchema,
     RunPageSchema,
     RunSchema,
+    SignalSchema,
     StartRunSchema,
 )
 from app.engine.manager import WorkflowManager
@@ -155,3 +156,26 @@ class CancelRun(MethodView):
     def post(self, run_id: str) -> Any:
         """Cancel a pending or running run; a running step may finish, no later step starts."""
         return manager().cancel(run_id), 202
+
+
+@blp.route("/workflows/<string:run_id>/signals/<string:signal>", parameters=[
+    RUN_ID, {"in": "path", "name": "signal", "description": "a signal the workflow declares"},
+])
+class DeliverSignal(MethodView):
+    @require_json_body
+    @blp.arguments(SignalSchema)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.response(202, RunSchema, description="the signal is stored (and a waiting step woken)")
+    @blp.alt_response(404, schema=ErrorSchema, description="no run with this id")
+    @blp.alt_response(409, schema=ErrorSchema, description="the run is finished")
+    @blp.alt_response(422, schema=ErrorSchema, description="the workflow declares no such signal")
+    def post(self, body: dict[str, Any], headers: dict[str, Any], run_id: str, signal: str) -> Any:
+        """Deliver a signal to a run.
+
+        A signal sent before the run reaches its wait is kept until it does. The
+        same Idempotency-Key again is stored once.
+        """
+        run = manager().signal(
+            run_id, signal, body.get("payload") or {}, headers.get("idempotency_key")
+        )
+        return run, 202

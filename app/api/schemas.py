@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from app.engine.manager import MAX_PAGE
-from app.engine.states import RunStatus, StepStatus
+from app.engine.states import RunStatus, StepKind, StepStatus
 
 RUN_STATUSES = [s.value for s in RunStatus]
 STEP_STATUSES = [s.value for s in StepStatus]
@@ -27,6 +27,14 @@ def _time(description: str) -> UtcDateTime:
     return UtcDateTime(allow_none=True, metadata={"description": description})
 
 
+class AttemptSchema(Schema):
+    attempt = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={"description": "how the attempt ended"})
+    error = fields.Dict(allow_none=True)
+    started_at = fields.String(allow_none=True, metadata={"description": "ISO 8601"})
+    finished_at = fields.String(allow_none=True, metadata={"description": "ISO 8601"})
+
+
 class StepSchema(Schema):
     name = fields.String(required=True)
     position = fields.Integer(required=True, metadata={"description": "0-based order in the run"})
@@ -39,6 +47,29 @@ class StepSchema(Schema):
     )
     started_at = _time("when the current or last attempt started")
     finished_at = _time("when the step succeeded or failed for good")
+    next_attempt_at = _time("when a retrying step's next attempt is due")
+    after = fields.List(
+        fields.String(), required=True, metadata={"description": "names of its predecessors"}
+    )
+    kind = fields.String(
+        required=True,
+        validate=validate.OneOf([k.value for k in StepKind]),
+        metadata={"description": "task, sleep, signal (a wait for one), or compensation"},
+    )
+    signal = fields.String(
+        allow_none=True, metadata={"description": "the signal a signal step waits for"}
+    )
+    wake_at = _time("when a waiting step wakes up: its sleep's end or its signal's timeout")
+    waiting_for = fields.String(
+        allow_none=True,
+        metadata={"description": "why a pending step has not started, when known "
+                  "(e.g. no live worker has registered it)"},
+    )
+    history = fields.List(
+        fields.Nested(AttemptSchema),
+        required=True,
+        metadata={"description": "every finished attempt, oldest first"},
+    )
 
 
 class RunSummarySchema(Schema):
@@ -51,6 +82,15 @@ class RunSummarySchema(Schema):
     )
     error = fields.Dict(
         allow_none=True, metadata={"description": "type, message, step, attempt, retryable"}
+    )
+    idempotency_key = fields.String(
+        allow_none=True, metadata={"description": "the Idempotency-Key the run was started with"}
+    )
+    recovery_count = fields.Integer(
+        required=True, metadata={"description": "times a lost worker's step was taken over"}
+    )
+    forked_from = fields.Dict(
+        allow_none=True, metadata={"description": "{run_id, step} of the run this was forked from"}
     )
     created_at = UtcDateTime(required=True)
     started_at = _time("when the first step started")
@@ -110,12 +150,18 @@ class StepTypeSchema(Schema):
     name = fields.String(required=True)
     position = fields.Integer(required=True)
     transactional = fields.Boolean(required=True)
+    after = fields.List(fields.String(), required=True)
+    kind = fields.String(required=True)
+    signal = fields.String(allow_none=True)
+    conditional = fields.Boolean(required=True, metadata={"description": "has a when= condition"})
+    compensates = fields.String(allow_none=True)
 
 
 class WorkflowTypeSchema(Schema):
     name = fields.String(required=True)
     description = fields.String(required=True)
     steps = fields.List(fields.Nested(StepTypeSchema), required=True)
+    signals = fields.List(fields.String(), required=True)
     input_schema = fields.Dict(
         required=True, metadata={"description": "JSON Schema of the `input` a run takes"}
     )
@@ -123,6 +169,13 @@ class WorkflowTypeSchema(Schema):
 
 class WorkflowTypeListSchema(Schema):
     items = fields.List(fields.Nested(WorkflowTypeSchema), required=True)
+
+
+class SignalSchema(Schema):
+    payload = fields.Dict(
+        load_default=dict,
+        metadata={"description": "becomes the output of the step waiting for the signal"},
+    )
 
 
 class ErrorBodySchema(Schema):

@@ -10,6 +10,7 @@ ROUTES = {
     ("/api/v1/workflows/{name_or_id}", "post"): "202",
     ("/api/v1/workflows/{run_id}/retry", "post"): "202",
     ("/api/v1/workflows/{run_id}/cancel", "post"): "202",
+    ("/api/v1/workflows/{run_id}/signals/{signal}", "post"): "202",
     ("/api/v1/workflow-types", "get"): "200",
     ("/healthz", "get"): "200",
     ("/readyz", "get"): "200",
