@@ -15,7 +15,11 @@ from urllib.parse import urlparse
 
 T = TypeVar("T")
 
-DEFAULT_WORKFLOW_MODULES = ("app.workflows.signup", "app.workflows.signup_digest")
+DEFAULT_WORKFLOW_MODULES = (
+    "app.workflows.signup",
+    "app.workflows.signup_digest",
+    "app.workflows.onboarding",
+)
 
 
 class ConfigError(ValueError):
@@ -128,6 +132,9 @@ class Settings:
     log_format: str = "json"
     log_level: str = "info"
     signup_digest_schedule: str = "0 0 * * *"
+    onboarding_reminder_after: float = 86400.0
+    onboarding_verify_timeout: float = 259200.0
+    onboarding_followup_after: float = 172800.0
 
     def override(self, **changes: Any) -> Settings:
         """A copy with some values replaced (tests, ``create_app(settings=...)``)."""
@@ -167,6 +174,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LOG_FORMAT": ("log_format", _choice("json", "text")),
     "LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
     "SIGNUP_DIGEST_SCHEDULE": ("signup_digest_schedule", _schedule),
+    "ONBOARDING_REMINDER_AFTER": ("onboarding_reminder_after", _positive_float),
+    "ONBOARDING_VERIFY_TIMEOUT": ("onboarding_verify_timeout", _positive_float),
+    "ONBOARDING_FOLLOWUP_AFTER": ("onboarding_followup_after", _positive_float),
 }
 
 ENVIRONMENT_VARIABLES = tuple(_VARIABLES)
@@ -190,6 +200,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             "CELERY_VISIBILITY_TIMEOUT must exceed twice WORKFLOW_STEP_TIMEOUT plus 30 s, "
             "or the broker would redeliver steps that are still running"
+        )
+    if settings.onboarding_verify_timeout <= settings.onboarding_reminder_after:
+        raise ConfigError(
+            "ONBOARDING_VERIFY_TIMEOUT must be greater than ONBOARDING_REMINDER_AFTER (the "
+            "reminder is sent before the verification window closes)"
         )
     if settings.workflow_cleanup_retention < 86400:
         raise ConfigError(
