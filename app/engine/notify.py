@@ -278,6 +278,15 @@ def get_listener(engine: Engine, *, max_waiters: int | None = None) -> Listener:
     return listener
 
 
+def close_listeners() -> None:
+    """Stop this process's listeners (shutdown, and tests before they drop their database)."""
+    with _lock:
+        found = list(_listeners.values())
+        _listeners.clear()
+    for listener in found:
+        listener.close()
+
+
 # -- waiting for a run -----------------------------------------------------------
 
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})

@@ -38,7 +38,8 @@
       .then(function (html) {
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
         var current = region();
-        if (fresh && current) { current.replaceWith(fresh); state.refreshes += 1; }
+        if (fresh && current && fresh.outerHTML !== current.outerHTML) current.replaceWith(fresh);
+        state.refreshes += 1;
       })
       .catch(function () { /* server restarting or signed out: the next event or poll retries */ })
       .then(function () {
