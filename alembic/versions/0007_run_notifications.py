@@ -9,7 +9,11 @@ The payload is kept to the id and the status (at most 46 bytes): listeners
 re-read the run, so the notice only has to say which run to look at.
 ``workflow_steps`` gets no trigger of its own: every step transition already
 updates its run's ``updated_at``, and a second trigger would double the cost.
-A bulk loader may skip the notices with ``SET LOCAL stepwise.notify = 'off'``.
+The setting ``stepwise.notify`` tunes it: ``all`` (default), ``status`` (only
+status changes: ``?wait=`` is unaffected, the dashboard then shows step
+progress at each run status change only, and busy clusters commit faster —
+see docs/performance.md), ``off`` (a bulk loader's ``SET LOCAL``). Set it per
+database: ``ALTER DATABASE stepwise SET stepwise.notify = 'status'``.
 
 Revision ID: 0007
 Revises: 0003
@@ -33,10 +37,15 @@ def upgrade() -> None:
         f"""
         CREATE FUNCTION stepwise_notify_run() RETURNS trigger
         LANGUAGE plpgsql AS $$
+        DECLARE
+            mode text;
         BEGIN
-            IF coalesce(current_setting('stepwise.notify', true), '') <> 'off' THEN
-                PERFORM pg_notify('{CHANNEL}', NEW.id::text || ':' || NEW.status);
+            mode := coalesce(nullif(current_setting('stepwise.notify', true), ''), 'all');
+            IF mode = 'off' OR (mode = 'status' AND TG_OP = 'UPDATE'
+                                AND OLD.status IS NOT DISTINCT FROM NEW.status) THEN
+                RETURN NULL;
             END IF;
+            PERFORM pg_notify('{CHANNEL}', NEW.id::text || ':' || NEW.status);
             RETURN NULL;
         END
         $$

@@ -109,6 +109,24 @@ def test_a_bulk_writer_can_switch_the_notices_off_for_its_transaction(database, 
     assert got == []
 
 
+def test_in_status_mode_only_status_changes_notify(database, quiet_manager, engine):
+    run_id = pending_run(quiet_manager)
+    conn = raw_listen(database)
+    try:
+        with engine.begin() as c:
+            c.execute(sa.text("SET LOCAL stepwise.notify = 'status'"))
+            c.execute(sa.text("UPDATE workflow_runs SET updated_at = now() + interval '1 s' "
+                              "WHERE id = :id"), {"id": run_id})
+        with engine.begin() as c:
+            c.execute(sa.text("SET LOCAL stepwise.notify = 'status'"))
+            c.execute(sa.text("UPDATE workflow_runs SET status = 'cancelled', "
+                              "finished_at = now() WHERE id = :id"), {"id": run_id})
+        got = [p for p in notices(conn, 0.7) if p.startswith(str(run_id))]
+    finally:
+        conn.close()
+    assert got == [f"{run_id}:cancelled"]
+
+
 def test_payloads_that_are_not_ours_are_ignored():
     run_id = uuid.uuid4()
     assert parse_payload(f"{run_id}:failed").status == "failed"
