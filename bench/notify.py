@@ -124,7 +124,12 @@ def main() -> None:
         listener.close()
 
     rows: list[list[Any]] = []
-    result: dict[str, Any] = {"rounds": rounds, "commits_per_client": commits}
+    result: dict[str, Any] = {
+        "bench": "notify",
+        "smoke": args.smoke,
+        "rounds": rounds,
+        "commits_per_client": commits,
+    }
     for (mode, clients), runs in results.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         rows.append([mode, clients, med["p50_ms"], med["p99_ms"], med["commits_per_s"]])
