@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from app.engine.db import get_engine
 from app.engine.manager import Dispatch, WorkflowManager
+from app.engine.notify import Listener
+from app.engine.notify import get_listener as listener_for
 from app.engine.registry import registry
 from app.engine.retry import RetryPolicy
 from app.engine.timing import max_countdown
@@ -59,3 +61,8 @@ def get_manager() -> WorkflowManager:
         _managers.clear()
         _managers[key] = manager
     return manager
+
+
+def get_listener() -> Listener:
+    """This process's run listener, bounded by ``WEB_MAX_WAITERS`` (it connects on first use)."""
+    return listener_for(get_manager().engine, max_waiters=get_settings().web_max_waiters)

@@ -7,6 +7,7 @@ the workflow named ``x``: one URL rule serves both, so a malformed run id is a
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -25,8 +26,10 @@ from app.api.schemas import (
     RunSchema,
     SignalSchema,
     StartRunSchema,
+    WaitQuerySchema,
 )
 from app.engine.manager import WorkflowManager
+from app.engine.notify import Listener, TooManyWaiters, wait_for_run
 
 blp = Blueprint(
     "workflows",
@@ -47,6 +50,30 @@ RUN_ID = {"in": "path", "name": "run_id", "description": "a run id (UUID)"}
 def manager() -> WorkflowManager:
     found: WorkflowManager = current_app.extensions["stepwise_manager"]
     return found
+
+
+def await_run(name_or_id: str, seconds: float) -> None:
+    """Hold the request until the run is finished or ``seconds`` pass.
+
+    Parks this web thread (not a process: the web server runs threads), and
+    at most ``WEB_MAX_WAITERS`` of them per process; one more gets a 503 with
+    ``Retry-After`` rather than queueing behind the others.
+    """
+    try:
+        run_id = uuid.UUID(name_or_id)
+    except ValueError:
+        return  # not a run id: the read that follows answers 404
+    listener: Listener = current_app.extensions["stepwise_listener"]
+    try:
+        wait_for_run(listener, run_id, seconds)
+    except TooManyWaiters as exc:
+        raise ApiError(
+            503,
+            exc.code,
+            "too many requests are waiting for runs in this process; retry shortly",
+            details={"max_waiters": listener.max_waiters},
+            headers={"Retry-After": "1"},
+        ) from None
 
 
 def require_json_body(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,10 +132,22 @@ class RunList(MethodView):
 
 @blp.route("/workflows/<string:name_or_id>", parameters=[NAME_OR_ID])
 class WorkflowOrRun(MethodView):
+    @blp.arguments(WaitQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, RunSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="no run with this id")
-    def get(self, name_or_id: str) -> dict[str, Any]:
-        """One run with its steps."""
+    @blp.alt_response(422, schema=ErrorSchema, description="`wait` is not in (0, 60]")
+    @blp.alt_response(
+        503, schema=ErrorSchema, description="too many waiters in this process (Retry-After)"
+    )
+    def get(self, name_or_id: str, wait: float | None = None) -> dict[str, Any]:
+        """One run with its steps.
+
+        With `wait=N`, the answer is held until the run is finished
+        (succeeded, failed or cancelled) or N seconds have passed, whichever
+        comes first; either way it is the run's state at that moment.
+        """
+        if wait is not None:
+            await_run(name_or_id, wait)
         return manager().get(name_or_id)
 
     @require_json_body

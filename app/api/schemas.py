@@ -124,6 +124,20 @@ class RunListQuerySchema(Schema):
     )
 
 
+MAX_WAIT_SECONDS = 60
+
+
+class WaitQuerySchema(Schema):
+    wait = fields.Float(
+        allow_nan=False,
+        validate=validate.Range(min=0, min_inclusive=False, max=MAX_WAIT_SECONDS),
+        metadata={
+            "description": "seconds (0 < wait <= 60) to hold the answer until the run is "
+            "finished; the run's current state is returned when they run out (200 either way)"
+        },
+    )
+
+
 class StartRunSchema(Schema):
     input = fields.Dict(
         required=True,

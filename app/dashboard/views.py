@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 
 from app.dashboard import DashboardConfig, auth, dashboard
 from app.dashboard.formatting import run_duration, time_ago
+from app.dashboard.live import render_page
 from app.dashboard.queries import runs_by_idempotency_key
 from app.dashboard.schema_form import describe, payload_from_form
 from app.dashboard.timeline import build_timeline
@@ -85,11 +86,10 @@ def runs() -> str | Response:
             return redirect(url_for("dashboard.runs", status=status, workflow=name))
     now = datetime.now(UTC)
     counts = _config().counter.counts()
-    # refresh only the first page: paging through history must not move under the reader
-    live = cursor is None and (
-        any(r["status"] in ACTIVE for r in items) or any(counts[s].value for s in ACTIVE)
-    )
-    return render_template(
+    # follow only the newest page (paging through history must not move under the
+    # reader), and there even when all is quiet: a new run may start at any time
+    live = cursor is None and not query
+    return render_page(
         "runs.html",
         items=[
             {**r, "duration": run_duration(r, now), "ago": time_ago(r["created_at"], now)}
@@ -134,7 +134,7 @@ def run(run_id: str) -> str:
     found = manager.get(run_id)
     now = datetime.now(UTC)
     failed = [s for s in found["steps"] if s["status"] == "failed"]
-    return render_template(
+    return render_page(
         "run.html",
         run=found,
         duration=run_duration(found, now),

@@ -430,6 +430,17 @@ class WorkflowManager(RecoveryMixin):
         self.send(rid, name, delivered.woken)
         return self.get(rid)
 
+    def wait(self, run_id: uuid.UUID | str, timeout: float) -> RunDict:
+        """Block until the run is finished or ``timeout`` seconds pass; the run as it is then.
+
+        Woken by Postgres ``LISTEN/NOTIFY`` (``app.engine.notify``), not by polling.
+        """
+        from app.engine.notify import wait_for_run
+
+        rid = _as_uuid(run_id)
+        wait_for_run(self.engine, rid, timeout)
+        return self.get(rid)
+
     def ready_after(self, run_id: uuid.UUID, step: str) -> builtins.list[str]:
         """Steps made ready by ``step`` that have not started (to re-send after a redelivery)."""
         with self.engine.connect() as c:
