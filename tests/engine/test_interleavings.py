@@ -15,6 +15,7 @@ interleaving, and once everything has settled:
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections import Counter
 from typing import Any
@@ -129,17 +130,13 @@ class Interleavings(RuleBasedStateMachine):
 
     @rule()
     def cancel(self) -> None:
-        try:
+        with contextlib.suppress(IllegalTransition):
             self.driver.manager.cancel(self.run_id)
-        except IllegalTransition:
-            pass
 
     @rule()
     def retry(self) -> None:
-        try:
+        with contextlib.suppress(IllegalTransition):
             self.driver.manager.retry(self.run_id)
-        except IllegalTransition:
-            pass
 
     @rule()
     def sweep(self) -> None:
