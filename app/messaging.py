@@ -39,10 +39,19 @@ def step_queue(task_name: str) -> str:
 
 
 def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_: Any) -> Any:
-    """Celery router: control tasks to the control queue, each step to its own queue."""
+    """Celery router: control tasks to the control queue, each known step to its own queue.
+
+    Dispatch names its queue itself; this covers ``send_task`` by name (tests,
+    operators) for the workflows this process knows. Anything else keeps
+    Celery's default queue.
+    """
     if name.startswith(CONTROL_PREFIX):
         return {"queue": CONTROL_QUEUE}
-    if "." in name and not name.startswith("celery."):
+    from app.engine.registry import registry
+
+    workflow, _, step = name.partition(".")
+    found = registry.find(workflow)
+    if found is not None and found.find_step(step) is not None:
         return {"queue": step_queue(name)}
     return None
 

@@ -29,6 +29,11 @@ def default_policy(settings: Settings) -> RetryPolicy:
     )
 
 
+def heartbeat_interval(settings: Settings) -> float:
+    """How often a worker tells Postgres it lives (and which steps it has)."""
+    return max(settings.workflow_recovery_interval, 5.0)
+
+
 def load_workflows(settings: Settings | None = None) -> None:
     registry.load((settings or get_settings()).workflow_modules)
 
@@ -43,7 +48,7 @@ def build_manager(settings: Settings, dispatch: Dispatch | None = None) -> Workf
         recovery_grace=settings.workflow_recovery_grace,
         recovery_limit=settings.workflow_recovery_limit,
         max_countdown=max_countdown(settings.celery_visibility_timeout),
-        worker_ttl=max(3 * settings.workflow_recovery_interval, 15.0),
+        worker_ttl=3 * heartbeat_interval(settings),
         dispatch=dispatch,
     )
 

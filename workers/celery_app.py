@@ -23,7 +23,7 @@ from app.engine.db import dispose_engines
 from app.engine.registry import registry
 from app.logging_setup import configure_logging
 from app.messaging import CONTROL_QUEUE, ROOT, STATE_DIR, celery_config, make_dispatch, step_queue
-from app.runtime import get_manager, load_workflows
+from app.runtime import get_manager, heartbeat_interval, load_workflows
 from app.settings import get_settings
 from workers.steps import register_step_tasks
 
@@ -92,9 +92,9 @@ def _worker_name(sender: Any) -> str:
 
 @signals.worker_ready.connect
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
-    """Every recovery interval, record in Postgres that this worker lives and what it runs."""
+    """Every few seconds, record in Postgres that this worker lives and what it runs."""
     name = _worker_name(sender)
-    interval = get_settings().workflow_recovery_interval
+    interval = heartbeat_interval(get_settings())
 
     def beat() -> None:
         while not _stop_heartbeat.is_set():
