@@ -63,7 +63,7 @@ class StepDefinition:
     workflow: str
     name: str
     position: int
-    function: StepFunction | None
+    function: StepFunction | None = None
     kind: StepKind = StepKind.TASK
     after: tuple[str, ...] = ()
     when: Condition | None = None
