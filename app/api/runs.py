@@ -17,6 +17,7 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import BadRequest
 
 from app.api.errors import ApiError
+from app.api.json_body import read_whole_body
 from app.api.schemas import (
     ErrorSchema,
     IdempotencyHeaderSchema,
@@ -68,19 +69,6 @@ def require_json_body(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return wrapper
-
-
-def read_whole_body() -> None:
-    """Read (and cache) the body; 413 when it is over ``MAX_CONTENT_LENGTH``.
-
-    werkzeug stops a body without Content-Length (chunked) at the limit
-    without an error, which would turn an oversized body into "malformed
-    JSON"; one more byte read past the limit raises the 413 instead.
-    """
-    data = request.get_data(cache=True)
-    limit = request.max_content_length
-    if request.content_length is None and limit is not None and len(data) >= limit:
-        request.stream.read(1)
 
 
 def run_location(run: dict[str, Any]) -> dict[str, str]:
