@@ -66,16 +66,6 @@ CREATE TABLE workflow_metric_counters (
 CREATE FUNCTION stepwise_duration_buckets() RETURNS double precision[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT '{BUCKETS}'::double precision[] $$;
 
-CREATE FUNCTION stepwise_metric_add(
-    p_metric text, p_workflow text, p_step text, p_status text,
-    p_le double precision, p_count bigint, p_sum double precision
-) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO workflow_metric_counters AS m ({KEY}, count, sum)
-    VALUES (p_metric, p_workflow, p_step, p_status, p_le, pg_backend_pid(), p_count, p_sum)
-    ON CONFLICT ({KEY})
-    DO UPDATE SET count = m.count + excluded.count, sum = m.sum + excluded.sum
-$$;
-
 -- one upsert per label set and statement: a bulk INSERT adds its runs at once
 CREATE FUNCTION stepwise_count_inserted_runs() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -90,13 +80,20 @@ BEGIN
 END
 $$;
 
+-- Plain INSERTs in PL/pgSQL, not calls of a SQL helper: their plans are cached
+-- per connection, which keeps the step path's cost to one small upsert.
 CREATE FUNCTION stepwise_count_run_status() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM stepwise_metric_add('runs', '', '', OLD.status, 0, -1, 0);
-    PERFORM stepwise_metric_add('runs', '', '', NEW.status, 0, 1, 0);
-    IF NEW.status IN ('succeeded', 'failed', 'cancelled') THEN
-        PERFORM stepwise_metric_add('runs_finished', NEW.name, '', NEW.status, 0, 1, 0);
-    END IF;
+    INSERT INTO workflow_metric_counters AS m ({KEY}, count, sum)
+    SELECT v.metric, v.workflow, '', v.status, 0, pg_backend_pid(), v.delta, 0
+    FROM (VALUES ('runs', '', OLD.status, -1),
+                 ('runs', '', NEW.status, 1),
+                 ('runs_finished', NEW.name, NEW.status,
+                  CASE WHEN NEW.status IN ('succeeded', 'failed', 'cancelled') THEN 1 END))
+         AS v(metric, workflow, status, delta)
+    WHERE v.delta IS NOT NULL
+    ORDER BY v.metric, v.workflow, v.status
+    ON CONFLICT ({KEY}) DO UPDATE SET count = m.count + excluded.count;
     RETURN NULL;
 END
 $$;
@@ -121,20 +118,26 @@ $$;
 CREATE FUNCTION stepwise_count_step() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     workflow_name text;
-    seconds double precision;
+    seconds double precision := 0;
+    bound double precision := 0;
 BEGIN
-    SELECT name INTO workflow_name FROM workflow_runs WHERE id = NEW.run_id;
-    IF NEW.status = 'retrying' THEN
-        PERFORM stepwise_metric_add('step_retries', workflow_name, NEW.name, '', 0, 1, 0);
-    ELSIF NEW.started_at IS NOT NULL THEN
+    IF NEW.status <> 'retrying' THEN
+        IF NEW.started_at IS NULL THEN
+            RETURN NULL;  -- failed without ever running: no duration to observe
+        END IF;
         seconds := greatest(extract(epoch FROM
             coalesce(NEW.finished_at, clock_timestamp()) - NEW.started_at), 0);
-        PERFORM stepwise_metric_add(
-            'step_duration', workflow_name, NEW.name, NEW.status,
-            coalesce((SELECT min(b) FROM unnest(stepwise_duration_buckets()) AS b
-                      WHERE seconds <= b), 'Infinity'),
-            1, seconds);
+        bound := coalesce((SELECT min(b) FROM unnest(stepwise_duration_buckets()) AS b
+                           WHERE seconds <= b), 'Infinity');
     END IF;
+    SELECT name INTO workflow_name FROM workflow_runs WHERE id = NEW.run_id;
+    INSERT INTO workflow_metric_counters AS m ({KEY}, count, sum)
+    VALUES (CASE WHEN NEW.status = 'retrying' THEN 'step_retries' ELSE 'step_duration' END,
+            workflow_name, NEW.name,
+            CASE WHEN NEW.status = 'retrying' THEN '' ELSE NEW.status END,
+            bound, pg_backend_pid(), 1, seconds)
+    ON CONFLICT ({KEY})
+    DO UPDATE SET count = m.count + excluded.count, sum = m.sum + excluded.sum;
     RETURN NULL;
 END
 $$;
@@ -202,8 +205,6 @@ DROP FUNCTION IF EXISTS stepwise_uncount_truncated_runs();
 DROP FUNCTION IF EXISTS stepwise_uncount_deleted_runs();
 DROP FUNCTION IF EXISTS stepwise_count_run_status();
 DROP FUNCTION IF EXISTS stepwise_count_inserted_runs();
-DROP FUNCTION IF EXISTS stepwise_metric_add(text, text, text, text, double precision, bigint,
-                                            double precision);
 DROP FUNCTION IF EXISTS stepwise_duration_buckets();
 DROP TABLE IF EXISTS workflow_metric_counters;
 """

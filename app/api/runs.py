@@ -105,7 +105,9 @@ class WorkflowOrRun(MethodView):
     @blp.alt_response(
         200, schema=RunSchema, description="replay: the run this Idempotency-Key started"
     )
-    @blp.alt_response(400, schema=ErrorSchema, description="malformed JSON")
+    @blp.alt_response(
+        400, schema=ErrorSchema, description="malformed JSON, or nested over 32 levels"
+    )
     @blp.alt_response(404, schema=ErrorSchema, description="no workflow with this name")
     @blp.alt_response(
         409, schema=ErrorSchema, description="Idempotency-Key already used with another body"
