@@ -75,6 +75,34 @@ def walk(engine: sa.Engine, runs: int, durable: bool = True) -> list[float]:
     return times
 
 
+def trigger_ms(engine: sa.Engine, samples: int) -> dict[str, Any]:
+    """Postgres's own timing of each trigger (EXPLAIN ANALYZE), on a checkpoint and on a
+    run finishing; rolled back each time. Immune to commit and scheduling noise."""
+    import re
+    import uuid
+
+    found: dict[str, list[float]] = {}
+    for _ in range(samples):
+        run_id = uuid.uuid4()
+        with engine.begin() as c:
+            c.execute(sa.text(RUN), {"id": run_id})
+            c.execute(sa.text(STEPS), {"id": run_id})
+            c.execute(sa.text(RUN_STATUS), {"id": run_id, "to": "running"})
+            c.execute(sa.text(CLAIM), {"id": run_id, "p": 0})
+        with engine.connect() as c:
+            for sql, params in (
+                (CHECKPOINT, {"id": run_id, "p": 0}),
+                (RUN_STATUS, {"id": run_id, "to": "succeeded"}),
+            ):
+                plan = c.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT TEXT) {sql}"), params)
+                for line in plan.scalars():
+                    match = re.search(r"Trigger (\w+): time=([\d.]+)", line)
+                    if match:
+                        found.setdefault(match.group(1), []).append(float(match.group(2)))
+            c.rollback()
+    return {name: summary_ms([t / 1000 for t in times]) for name, times in found.items()}
+
+
 def set_triggers(engine: sa.Engine, enabled: bool) -> None:
     with engine.begin() as c:
         for t in TRIGGERS:
@@ -135,6 +163,7 @@ def main() -> None:
         engine = get_engine(get_settings().database_url)
         hot = hot_path(engine, blocks, per_block, durable=True)
         cpu = hot_path(engine, blocks, per_block, durable=False)
+        own = trigger_ms(engine, 20 if args.smoke else 300)
         client = create_app().test_client()
         generate(engine, small)
         at_small = scrape_times(client, samples)
@@ -146,6 +175,7 @@ def main() -> None:
         "smoke": args.smoke,
         "hot_path": hot,
         "hot_path_async_commit": cpu,
+        "trigger_time": own,
         "scrape": {f"{small} runs": at_small, f"{big} runs": at_big},
     }
     rows = [
@@ -153,6 +183,7 @@ def main() -> None:
         ["transition, triggers off", *_ms(hot["without_triggers"])],
         ["same, async commit, on", *_ms(cpu["with_triggers"])],
         ["same, async commit, off", *_ms(cpu["without_triggers"])],
+        *([f"trigger {name} (Postgres's timing)", *_ms(t)] for name, t in own.items()),
         [f"scrape, {small:,} runs", *_ms(at_small)],
         [f"scrape, {big:,} runs", *_ms(at_big)],
     ]
