@@ -18,6 +18,7 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import BadRequest
 
 from app.api.errors import ApiError
+from app.api.json_body import read_whole_body
 from app.api.schemas import (
     ErrorSchema,
     IdempotencyHeaderSchema,
@@ -98,19 +99,6 @@ def require_json_body(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def read_whole_body() -> None:
-    """Read (and cache) the body; 413 when it is over ``MAX_CONTENT_LENGTH``.
-
-    werkzeug stops a body without Content-Length (chunked) at the limit
-    without an error, which would turn an oversized body into "malformed
-    JSON"; one more byte read past the limit raises the 413 instead.
-    """
-    data = request.get_data(cache=True)
-    limit = request.max_content_length
-    if request.content_length is None and limit is not None and len(data) >= limit:
-        request.stream.read(1)
-
-
 def run_location(run: dict[str, Any]) -> dict[str, str]:
     return {"Location": f"{blp.url_prefix}/workflows/{run['id']}"}
 
@@ -157,7 +145,9 @@ class WorkflowOrRun(MethodView):
     @blp.alt_response(
         200, schema=RunSchema, description="replay: the run this Idempotency-Key started"
     )
-    @blp.alt_response(400, schema=ErrorSchema, description="malformed JSON")
+    @blp.alt_response(
+        400, schema=ErrorSchema, description="malformed JSON, or nested over 32 levels"
+    )
     @blp.alt_response(404, schema=ErrorSchema, description="no workflow with this name")
     @blp.alt_response(
         409, schema=ErrorSchema, description="Idempotency-Key already used with another body"

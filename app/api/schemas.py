@@ -5,10 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
+from app import json_vetting
 from app.engine.manager import MAX_PAGE
+from app.engine.models import runs
 from app.engine.states import RunStatus, StepKind, StepStatus
+
+KEY_LENGTH: int = runs.c.idempotency_key.type.length
+
+
+def storable(value: str) -> None:
+    """Postgres text holds no NUL character: refuse it here, as a 422, not as a 500 there."""
+    if "\x00" in value:
+        raise ValidationError(f"The value {json_vetting.NUL}.")
+
 
 RUN_STATUSES = [s.value for s in RunStatus]
 STEP_STATUSES = [s.value for s in StepStatus]
@@ -116,10 +127,10 @@ class RunPageSchema(Schema):
 
 class RunListQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(RUN_STATUSES))
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = fields.String(validate=[validate.Length(min=1, max=200), storable])
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PAGE))
     cursor = fields.String(
-        validate=validate.Length(min=1, max=200),
+        validate=[validate.Length(min=1, max=200), storable],
         metadata={"description": "the `next_cursor` of the previous page"},
     )
 
@@ -152,7 +163,7 @@ class StartRunSchema(Schema):
 class IdempotencyHeaderSchema(Schema):
     idempotency_key = fields.String(
         data_key="Idempotency-Key",
-        validate=validate.Length(min=1, max=255),
+        validate=[validate.Length(min=1, max=KEY_LENGTH), storable],
         metadata={
             "description": "same key and same body again → 200 with the same run; "
             "same key and another body → 409"

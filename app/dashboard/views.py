@@ -18,11 +18,12 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
+from app import json_vetting
 from app.dashboard import DashboardConfig, auth, dashboard
 from app.dashboard.formatting import run_duration, time_ago
 from app.dashboard.live import render_page
 from app.dashboard.queries import runs_by_idempotency_key
-from app.dashboard.schema_form import describe, payload_from_form
+from app.dashboard.schema_form import describe, form_problems, payload_from_form
 from app.dashboard.timeline import build_timeline
 from app.engine.errors import (
     IdempotencyConflict,
@@ -32,9 +33,12 @@ from app.engine.errors import (
     UnknownWorkflow,
 )
 from app.engine.manager import WorkflowManager
+from app.engine.models import runs as runs_table
 from app.engine.states import ACTIVE_RUN_STATUSES, RunStatus, can_cancel, can_retry
 
 PAGE_SIZE = 50
+# the column's own limit: a longer key could never be stored, nor found
+KEY_LENGTH: int = runs_table.c.idempotency_key.type.length
 STATUSES = tuple(s.value for s in RunStatus)
 ACTIVE = frozenset(s.value for s in ACTIVE_RUN_STATUSES)
 
@@ -68,9 +72,9 @@ def runs() -> str | Response:
     status = request.args.get("status") or None
     if status not in (None, *STATUSES):
         status = None
-    name = request.args.get("workflow") or None
+    name = _text_arg("workflow")
     query = request.args.get("q", "").strip()
-    cursor = request.args.get("cursor") or None
+    cursor = _text_arg("cursor")
     next_cursor = None
     if query:
         items = _search(manager, query)
@@ -107,6 +111,12 @@ def runs() -> str | Response:
     )
 
 
+def _text_arg(name: str) -> str | None:
+    """A query-string filter, or None for one no run can match (a NUL character)."""
+    value = request.args.get(name) or None
+    return None if value is None or "\x00" in value else value
+
+
 def _is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
@@ -122,6 +132,8 @@ def _search(manager: WorkflowManager, query: str) -> list[dict[str, Any]]:
             return [manager.get(query)]
         except RunNotFound:
             pass
+    if len(query) > KEY_LENGTH or "\x00" in query:
+        return []  # no stored key is this long or holds a NUL
     return runs_by_idempotency_key(manager.engine, query)
 
 
@@ -212,9 +224,17 @@ def start(name: str) -> Response | tuple[str, int]:
         workflow = manager.workflow(name)
     except UnknownWorkflow:
         abort(404, f"No workflow named {name!r}.")
-    payload = payload_from_form(describe(workflow.input_schema), request.form)
+    specs = describe(workflow.input_schema)
     key = request.form.get("idempotency_key", "").strip() or None
     values = {name: dict(request.form)}
+    refused = form_problems(specs, request.form)
+    if key is not None and len(key) > KEY_LENGTH:
+        refused["idempotency_key"] = [f"Longer than {KEY_LENGTH} characters."]
+    elif key is not None and "\x00" in key:
+        refused["idempotency_key"] = [json_vetting.NUL]
+    if refused:
+        return _workflow_types(name, {name: refused}, values, 422)
+    payload = payload_from_form(specs, request.form)
     try:
         result = manager.start(name, payload, idempotency_key=key)
     except InvalidInput as exc:
