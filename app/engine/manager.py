@@ -470,6 +470,8 @@ _READY_AFTER = sa.text(
     SELECT n.name FROM workflow_steps n JOIN workflow_runs r ON r.id = n.run_id
     WHERE n.run_id = :run_id AND r.status IN ({transitions.ACTIVE}) AND r.error IS NULL
       AND n.status = 'pending' AND n.kind <> 'compensation' AND :step = ANY(n.after)
+      -- sent just now by the checkpoint: a duplicate need not send it again
+      AND (n.dispatched_at IS NULL OR n.dispatched_at < now() - interval '2 seconds')
       AND NOT EXISTS (SELECT 1 FROM workflow_steps q
                       WHERE q.run_id = n.run_id AND q.name = ANY(n.after)
                         AND q.status NOT IN ({transitions.DONE}))

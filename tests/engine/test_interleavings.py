@@ -176,7 +176,7 @@ class Interleavings(RuleBasedStateMachine):
                     steps.c.run_id == self.run_id, steps.c.dispatched_at.is_not(None)
                 ).values(dispatched_at=sa.func.now() - sa.text("interval '1 minute'")))
             self.driver.manager.recover()
-            self.driver.drain(self.run_id, limit=40)
+            self.driver.drain(self.run_id, limit=400)
         run = self.driver.manager.get(self.run_id)
         assert run["status"] in ("succeeded", "failed", "cancelled"), run
         if run["status"] == "succeeded":

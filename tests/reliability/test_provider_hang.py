@@ -137,8 +137,8 @@ def test_the_soft_limit_is_recognised_when_a_client_library_wraps_it():
     integration re-raises that ``from None``: the limit is still in the chain."""
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from app.integrations.errors import IntegrationUnavailable
     from app.engine.protocol import soft_limit_behind
+    from app.integrations.errors import IntegrationUnavailable
 
     def wrapped() -> None:
         try:
