@@ -89,3 +89,48 @@ def test_idempotency_key_is_run_and_step() -> None:
     rid = uuid.uuid4()
     ctx = StepContext(rid, "w", "charge", 1, 2, {}, {})
     assert ctx.idempotency_key == f"{rid}:charge"
+
+
+def test_an_unknown_predecessor_is_named_when_the_workflow_freezes() -> None:
+    wf = make()
+    wf.step(name="left")(lambda ctx: None)
+    wf.step(name="join", after=["left", "lefty"])(lambda ctx: None)
+    with pytest.raises(DefinitionError, match="workflow 'demo', step 'join': unknown predecessor 'lefty'"):
+        wf.freeze()
+
+
+def test_a_cycle_is_refused_naming_its_steps() -> None:
+    wf = make()
+    wf.step(name="a", after=["b"])(lambda ctx: None)
+    wf.step(name="b", after=["a"])(lambda ctx: None)
+    with pytest.raises(DefinitionError, match="the steps form a cycle"):
+        wf.freeze()
+
+
+def test_a_wait_for_an_undeclared_signal_is_refused() -> None:
+    wf = Workflow("demo", input_schema=In, signals=("go",), register=False)
+    with pytest.raises(DefinitionError, match="waits for signal 'stop', which the workflow does not declare"):
+        wf.wait_for_signal("wait", signal="stop")
+
+
+def test_a_signal_declared_twice_is_refused() -> None:
+    with pytest.raises(DefinitionError, match="signal 'go' is declared twice"):
+        Workflow("demo", input_schema=In, signals=("go", "go"), register=False)
+
+
+def test_a_condition_that_is_not_callable_is_refused() -> None:
+    with pytest.raises(DefinitionError, match="step 'x': the condition \\(when=\\) must be callable"):
+        make().step(name="x", when=True)(lambda ctx: None)  # type: ignore[arg-type]
+
+
+def test_a_sleep_needs_a_non_negative_duration() -> None:
+    with pytest.raises(DefinitionError, match="step 'nap': seconds must be a non-negative number"):
+        make().sleep("nap", seconds=-1)
+
+
+def test_steps_without_after_follow_the_step_declared_before() -> None:
+    wf = make()
+    wf.step(name="one")(lambda ctx: None)
+    wf.step(name="two")(lambda ctx: None)
+    wf.step(name="three", after=["one"])(lambda ctx: None)
+    assert [(s.name, s.after) for s in wf.steps] == [("one", ()), ("two", ("one",)), ("three", ("one",))]

@@ -93,3 +93,18 @@ def test_custom_non_retryable_types_win() -> None:
 def test_rejects_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("hostile", [99999999, float("inf"), 1e20, float("nan")])
+def test_a_huge_retry_after_is_honoured_only_up_to_max_delay(hostile: float) -> None:
+    """Issue 12 item 3: a Retry-After of years parked the step, or overflowed the interval."""
+    policy = RetryPolicy(initial_delay=1, jitter=0, max_delay=300)
+    delay = policy.delay_for(1, RetryableError("429", retry_after=hostile))
+    assert 1 <= delay <= 300
+
+
+@pytest.mark.parametrize("header", ["inf", "nan", "1e999", "-inf"])
+def test_a_non_finite_retry_after_header_is_ignored(header: str) -> None:
+    from app.integrations.errors import parse_retry_after
+
+    assert parse_retry_after(header) is None
