@@ -3,6 +3,7 @@ does the work, pure helpers shape the data, templates draw it."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from werkzeug.wrappers import Response
 from app import json_vetting
 from app.dashboard import DashboardConfig, auth, dashboard
 from app.dashboard.formatting import run_duration, time_ago
+from app.dashboard.graph import columns
 from app.dashboard.live import render_page
 from app.dashboard.queries import runs_by_idempotency_key
 from app.dashboard.schema_form import describe, form_problems, payload_from_form
@@ -60,6 +62,7 @@ def _globals() -> dict[str, Any]:
         "csrf_field": auth.CSRF_FIELD,
         "auth_required": auth.auth_required,
         "flower_url": _config().flower_url,
+        "graph_columns": columns,
     }
 
 
@@ -164,7 +167,34 @@ def run(run_id: str) -> str:
         can_cancel=can_cancel(found["status"]),
         live=found["status"] in ACTIVE,
         known_workflow=found["name"] in manager.registry,
+        signals=_signals_of(manager, found["name"]),
     )
+
+
+def _signals_of(manager: WorkflowManager, name: str) -> tuple[str, ...]:
+    workflow = manager.registry.find(name)
+    return workflow.signals if workflow is not None else ()
+
+
+@dashboard.post("/runs/<run_id>/signal")
+def signal(run_id: str) -> Response:
+    """Send a signal from the run page (the same delivery as the API's)."""
+    name = (request.form.get("signal") or "").strip()
+    raw = request.form.get("payload") or "{}"
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        flash("Not sent: the payload is not valid JSON.", "error")
+        return redirect(url_for("dashboard.run", run_id=run_id))
+    if not isinstance(payload, dict):
+        flash("Not sent: the payload must be a JSON object.", "error")
+        return redirect(url_for("dashboard.run", run_id=run_id))
+    try:
+        _manager().signal(run_id, name, payload)
+        flash(f"Signal {name} delivered.", "ok")
+    except (IllegalTransition, InvalidInput) as exc:
+        flash(f"Not sent: {exc.message}.", "error")
+    return redirect(url_for("dashboard.run", run_id=run_id))
 
 
 @dashboard.post("/runs/<run_id>/retry")
