@@ -118,3 +118,9 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         return path
     return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
+def client(app: Flask):  # type: ignore[no-untyped-def]
+    """The Flask test client of the module's app."""
+    return app.test_client()

@@ -8,7 +8,6 @@ import re
 import uuid
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.dashboard.conftest import TOKEN
@@ -21,9 +20,6 @@ def csrf(client: FlaskClient, path: str = "/workflow-types") -> str:
     return match.group(1)
 
 
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 _started: list = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from app.engine.models import steps
-from tests.dashboard.test_pages import client, csrf  # noqa: F401  (the fixture)
+from tests.dashboard.test_pages import csrf
 
 
 def test_a_waiting_step_shows_its_signal_and_deadline_and_the_page_sends_the_signal(
