@@ -19,8 +19,9 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from app.dashboard import DashboardConfig, auth, dashboard
+from app.dashboard.bulk_views import bulk_offer
+from app.dashboard.filters import STATUSES, read_filters
 from app.dashboard.formatting import run_duration, time_ago
-from app.dashboard.queries import runs_by_idempotency_key
 from app.dashboard.schema_form import describe, payload_from_form
 from app.dashboard.timeline import build_timeline
 from app.engine.errors import (
@@ -31,10 +32,9 @@ from app.engine.errors import (
     UnknownWorkflow,
 )
 from app.engine.manager import WorkflowManager
-from app.engine.states import ACTIVE_RUN_STATUSES, RunStatus, can_cancel, can_retry
+from app.engine.states import ACTIVE_RUN_STATUSES, can_cancel, can_retry
 
 PAGE_SIZE = 50
-STATUSES = tuple(s.value for s in RunStatus)
 ACTIVE = frozenset(s.value for s in ACTIVE_RUN_STATUSES)
 
 
@@ -64,27 +64,26 @@ def _globals() -> dict[str, Any]:
 @dashboard.get("/")
 def runs() -> str | Response:
     manager = _manager()
-    status = request.args.get("status") or None
-    if status not in (None, *STATUSES):
-        status = None
-    name = request.args.get("workflow") or None
-    query = request.args.get("q", "").strip()
-    cursor = request.args.get("cursor") or None
-    next_cursor = None
-    if query:
-        items = _search(manager, query)
-        if len(items) == 1 and _is_uuid(query):
-            return redirect(url_for("dashboard.run", run_id=items[0]["id"]))
-    else:
+    chosen = read_filters(request.args)
+    for problem in chosen.problems:
+        flash(problem, "error")
+    query = chosen.args.get("q", "")
+    if _is_uuid(query):  # a whole run id: open that run
         try:
-            items, next_cursor = manager.list(
-                status=status, name=name, limit=PAGE_SIZE, cursor=cursor
-            )
-        except InvalidInput:
-            flash("That page link is no longer valid; showing the newest runs.", "error")
-            return redirect(url_for("dashboard.runs", status=status, workflow=name))
+            return redirect(url_for("dashboard.run", run_id=manager.get(query)["id"]))
+        except RunNotFound:
+            pass
+    cursor = request.args.get("cursor") or None
+    try:
+        items, next_cursor = manager.list(
+            limit=PAGE_SIZE, cursor=cursor, filters=chosen.filters
+        )
+    except InvalidInput:
+        flash("That page link is no longer valid; showing the newest runs.", "error")
+        return redirect(url_for("dashboard.runs", **chosen.args))
     now = datetime.now(UTC)
-    counts = _config().counter.counts()
+    counts = _config().counter.counts(chosen.filters)
+    status = chosen.filters.status
     # refresh only the first page: paging through history must not move under the reader
     live = cursor is None and (
         any(r["status"] in ACTIVE for r in items) or any(counts[s].value for s in ACTIVE)
@@ -98,12 +97,14 @@ def runs() -> str | Response:
         counts=counts,
         statuses=STATUSES,
         workflows=[w.name for w in manager.registry],
+        chosen=chosen,
         status=status,
-        workflow=name,
+        workflow=chosen.filters.name,
         query=query,
         cursor=cursor,
         next_cursor=next_cursor,
         live=live,
+        bulk=bulk_offer(chosen, counts),
     )
 
 
@@ -113,16 +114,6 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _search(manager: WorkflowManager, query: str) -> list[dict[str, Any]]:
-    """A full run id finds that run; anything else is an idempotency key."""
-    if _is_uuid(query):
-        try:
-            return [manager.get(query)]
-        except RunNotFound:
-            pass
-    return runs_by_idempotency_key(manager.engine, query)
 
 
 # -- one run -------------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""Retry or cancel every run a filter matches (DESIGN §12), one run at a time.
+
+There is no set-wide ``UPDATE``: each run goes through the manager's own
+``retry``/``cancel``, i.e. its own compare-and-set transition and, for a
+retry, its own send after commit. A run that a worker or another operator
+moved after it was matched simply loses its compare-and-set and is reported
+as skipped with the reason; nothing is half-applied, and running the same
+call again is safe (retried runs are pending, so a ``status=failed`` filter
+matches the next batch).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from app.engine.errors import IllegalTransition, RunNotFound
+from app.engine.manager import WorkflowManager
+from app.engine.queries import RunFilter, matching_ids
+
+log = logging.getLogger(__name__)
+
+BULK_MAX = 1000
+Action = Literal["retry", "cancel"]
+ACTIONS: tuple[Action, ...] = ("retry", "cancel")
+
+
+@dataclass
+class BulkResult:
+    matched: int = 0
+    changed: list[uuid.UUID] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"matched": self.matched, "changed": self.changed, "skipped": self.skipped}
+
+
+def bulk_transition(
+    manager: WorkflowManager, action: Action, filters: RunFilter, limit: int = BULK_MAX
+) -> BulkResult:
+    """Apply ``action`` to the newest ``limit`` runs matching ``filters``."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown bulk action {action!r}")
+    limit = max(1, min(limit, BULK_MAX))
+    with manager.engine.connect() as conn:
+        ids = matching_ids(conn, filters, limit)
+    apply: Callable[[uuid.UUID], Any] = manager.retry if action == "retry" else manager.cancel
+    result = BulkResult(matched=len(ids))
+    for run_id in ids:
+        try:
+            apply(run_id)
+        except IllegalTransition as exc:
+            result.skipped.append({"id": run_id, "reason": exc.message})
+        except RunNotFound:  # removed by the clean-up job since it was matched
+            result.skipped.append({"id": run_id, "reason": "the run no longer exists"})
+        else:
+            result.changed.append(run_id)
+    log.info(
+        "bulk %s: %d matched, %d changed, %d skipped",
+        action,
+        result.matched,
+        len(result.changed),
+        len(result.skipped),
+    )
+    return result
