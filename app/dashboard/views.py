@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 
 from app.dashboard import DashboardConfig, auth, dashboard
 from app.dashboard.bulk_views import bulk_offer
-from app.dashboard.filters import STATUSES, read_filters
+from app.dashboard.filters import FILTER_ARGS, STATUSES, read_filters
 from app.dashboard.formatting import run_duration, time_ago
 from app.dashboard.schema_form import describe, payload_from_form
 from app.dashboard.timeline import build_timeline
@@ -67,6 +67,9 @@ def runs() -> str | Response:
     chosen = read_filters(request.args)
     for problem in chosen.problems:
         flash(problem, "error")
+    if any(not request.args[k].strip() for k in FILTER_ARGS if k in request.args):
+        # the filter form sends its empty fields too: answer with the tidy URL
+        return redirect(url_for("dashboard.runs", **chosen.args))
     query = chosen.args.get("q", "")
     if _is_uuid(query):  # a whole run id: open that run
         try:
@@ -81,6 +84,12 @@ def runs() -> str | Response:
     except InvalidInput:
         flash("That page link is no longer valid; showing the newest runs.", "error")
         return redirect(url_for("dashboard.runs", **chosen.args))
+    # a search that the other filters hid: say where it would find runs
+    search_everywhere = None
+    if not items and query and len(chosen.args) > 1:
+        alone = read_filters({"q": query}).filters
+        if manager.list(limit=1, filters=alone)[0]:
+            search_everywhere = url_for("dashboard.runs", q=query)
     now = datetime.now(UTC)
     counts = _config().counter.counts(chosen.filters)
     status = chosen.filters.status
@@ -105,6 +114,7 @@ def runs() -> str | Response:
         next_cursor=next_cursor,
         live=live,
         bulk=bulk_offer(chosen, counts),
+        search_everywhere=search_everywhere,
     )
 
 
