@@ -58,7 +58,7 @@ def _manager() -> WorkflowManager:
 def _action(action: str) -> Action:
     if action not in ACTIONS:
         abort(404, f"No bulk action {action!r}.")
-    return action  # type: ignore[return-value]
+    return action
 
 
 @dashboard.get("/bulk/<action>")
@@ -72,9 +72,7 @@ def bulk_confirm(action: str) -> tuple[str, int]:
         if filters.status:
             eligible = matching if filters.status in sources else 0
         else:
-            eligible = sum(
-                count_matching(conn, replace(filters, status=s), BULK_MAX + 1) for s in sources
-            )
+            eligible = sum(count_matching(conn, replace(filters, status=s), BULK_MAX + 1) for s in sources)
     page = render_template(
         "bulk_confirm.html",
         action=verb,
@@ -98,9 +96,7 @@ def bulk_act(action: str) -> tuple[str, int]:
     if chosen.filters.empty:
         abort(400, "A bulk action needs a filter; choose one on the runs list.")
     result = bulk_transition(_manager(), verb, chosen.filters, BULK_MAX)
-    page = render_template(
-        "bulk_result.html", action=verb, chosen=chosen, result=result, describe=describe
-    )
+    page = render_template("bulk_result.html", action=verb, chosen=chosen, result=result, describe=describe)
     return page, 200
 
 

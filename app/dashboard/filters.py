@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from app.engine.errors import InvalidInput
 from app.engine.queries import INPUT_PREFIX, RunFilter, parse_input_path
@@ -27,10 +28,10 @@ FILTER_ARGS = ("workflow", "status", "error_type", "created_after", "created_bef
 @dataclass(frozen=True)
 class ListFilters:
     filters: RunFilter
-    args: dict[str, str]  # the arguments that were used, for links and hidden fields
+    args: dict[str, Any]  # the arguments that were used (str values), for links and fields
     problems: list[str] = field(default_factory=list)
 
-    def link_args(self, **changes: str | None) -> dict[str, str]:
+    def link_args(self, **changes: str | None) -> dict[str, Any]:
         """These arguments with some changed (``None`` drops one)."""
         merged: dict[str, str | None] = {**self.args, **changes}
         return {k: v for k, v in merged.items() if v}

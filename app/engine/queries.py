@@ -103,9 +103,7 @@ class RunFilter:
 
     def __post_init__(self) -> None:
         if self.id_prefix is not None and id_range(self.id_prefix) is None:
-            raise _bad(
-                "id_prefix", f"at least {MIN_ID_PREFIX} hexadecimal digits of a run id"
-            )
+            raise _bad("id_prefix", f"at least {MIN_ID_PREFIX} hexadecimal digits of a run id")
         if len(self.input_fields) > MAX_INPUT_FIELDS:
             raise _bad("input", f"at most {MAX_INPUT_FIELDS} input fields")
         for path, _ in self.input_fields:
@@ -145,9 +143,7 @@ class RunFilter:
             where.append(runs.c.idempotency_key == self.idempotency_key)
         for path, raw in self.input_fields:
             segments = parse_input_path(path)
-            where.append(
-                sa.or_(*(runs.c.input.contains(_nest(segments, v)) for v in _candidates(raw)))
-            )
+            where.append(sa.or_(*(runs.c.input.contains(_nest(segments, v)) for v in _candidates(raw))))
         if self.search:
             where.append(self._search_clause(self.search.strip()))
         return where
@@ -169,17 +165,15 @@ def input_fields_from(args: Any) -> tuple[tuple[str, str], ...]:
     """``input.<path>=value`` pairs of a query string (a werkzeug MultiDict or a dict)."""
     items = args.items(multi=True) if hasattr(args, "getlist") else args.items()
     return tuple(
-        (key[len(INPUT_PREFIX) :], str(value))
-        for key, value in items
-        if key.startswith(INPUT_PREFIX)
+        (key[len(INPUT_PREFIX) :], str(value)) for key, value in items if key.startswith(INPUT_PREFIX)
     )
 
 
 def matching_ids(conn: sa.Connection, filters: RunFilter, limit: int) -> list[uuid.UUID]:
     """Ids of the newest ``limit`` runs the filter matches (the list's order)."""
-    query = filters.apply(
-        sa.select(runs.c.id).order_by(runs.c.created_at.desc(), runs.c.id.desc())
-    ).limit(limit)
+    query = filters.apply(sa.select(runs.c.id).order_by(runs.c.created_at.desc(), runs.c.id.desc())).limit(
+        limit
+    )
     return list(conn.execute(query).scalars())
 
 

@@ -86,9 +86,7 @@ def test_a_mixed_set_changes_what_it_can_and_gives_each_skip_its_reason(client, 
     running = start(client, "gated", {"gate": gate})
     wait_for(lambda: manager.get(failed)["status"] == "failed", what="the fatal run to fail")
     wait_for(lambda: manager.get(succeeded)["status"] == "succeeded", what="a run to succeed")
-    wait_for(
-        lambda: store().sismember(f"arrived:{gate}", running), what="the gated run to block"
-    )
+    wait_for(lambda: store().sismember(f"arrived:{gate}", running), what="the gated run to block")
     window = {"created_after": since.isoformat()}
 
     retried = client.post("/api/v1/workflows/bulk/retry", json=window).get_json()
@@ -102,9 +100,7 @@ def test_a_mixed_set_changes_what_it_can_and_gives_each_skip_its_reason(client, 
     )
 
     wait_for(lambda: manager.get(failed)["status"] == "failed", what="the retried run to fail again")
-    cancelled = client.post(
-        "/api/v1/workflows/bulk/cancel", json={**window, "name": "gated"}
-    ).get_json()
+    cancelled = client.post("/api/v1/workflows/bulk/cancel", json={**window, "name": "gated"}).get_json()
     assert cancelled == {"matched": 1, "changed": [running], "skipped": []}
     again = client.post("/api/v1/workflows/bulk/cancel", json=window).get_json()
     assert again["changed"] == []
@@ -131,9 +127,7 @@ def test_limit_takes_the_newest_matching_runs(client, engine):
 
 def test_a_time_window_that_matches_nothing_changes_nothing(client, engine):
     future = db_now(engine) + timedelta(days=1)
-    body = client.post(
-        "/api/v1/workflows/bulk/cancel", json={"created_after": future.isoformat()}
-    ).get_json()
+    body = client.post("/api/v1/workflows/bulk/cancel", json={"created_after": future.isoformat()}).get_json()
     assert body == {"matched": 0, "changed": [], "skipped": []}
 
 
@@ -178,9 +172,7 @@ def test_a_body_that_is_not_a_json_object_is_refused(client):
         "unsupported_media_type",
     )
     assert_error(
-        client.post(
-            "/api/v1/workflows/bulk/retry", data="{", content_type="application/json"
-        ),
+        client.post("/api/v1/workflows/bulk/retry", data="{", content_type="application/json"),
         400,
         "malformed_json",
     )
