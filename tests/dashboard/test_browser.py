@@ -343,23 +343,36 @@ def test_bulk_retry_from_a_filtered_list(page, live_server, manager, screenshot_
     listing = page.current_url
     page.find_element(By.ID, "bulk-retry").click()  # not selected yet: the form refuses
     assert page.current_url == listing
+
+    store().set(f"gate:{gate}", 1)  # the operator fixes the cause; a new run now succeeds
+    later = str(manager.start("fixable", {"gate": gate}).run["id"])
+    wait_for(lambda: manager.get(later)["status"] == "succeeded", what="the new run to succeed")
+    page.find_element(By.CSS_SELECTOR, ".status-tabs a.tab").click()  # "All", filters kept
+
+    def all_matching() -> str | None:
+        page.refresh()
+        return read(page, lambda: page.find_element(By.ID, "matching-count").text)
+
+    wait_for(lambda: all_matching() == "4", what="four runs to match")
+    assert "workflow=fixable" in page.current_url and "status=" not in page.current_url
     page.find_element(By.ID, "select-all-matching").click()
     shoot(page, screenshot_dir, "bulk-select")
     page.find_element(By.ID, "bulk-retry").click()
     wait_for(lambda: at(page, lambda u: "/bulk/retry" in u), what="the confirmation")
-    assert page.find_element(By.ID, "confirm-count").text == "3"
+    assert page.find_element(By.ID, "confirm-count").text == "4"
     assert page.find_element(By.ID, "eligible-count").text == "3"
     shoot(page, screenshot_dir, "bulk-confirm")
 
-    store().set(f"gate:{gate}", 1)  # the operator fixed the cause
     page.find_element(By.ID, "confirm-bulk").click()
     wait_for(lambda: has(page, "#bulk-result"), what="the result page")
     assert page.find_element(By.ID, "changed-count").text == "3"
-    assert page.find_element(By.ID, "skipped-count").text == "0"
+    assert page.find_element(By.ID, "skipped-count").text == "1"
     changed = {
         a.get_attribute("data-run-id") for a in page.find_elements(By.CSS_SELECTOR, "#changed a")
     }
     assert changed == ids
+    skipped = page.find_element(By.CSS_SELECTOR, f'#skipped tr[data-run-id="{later}"] .reason')
+    assert skipped.text == "cannot retry a run that is succeeded"
     shoot(page, screenshot_dir, "bulk-result")
     wait_for(
         lambda: {manager.get(i)["status"] for i in ids} == {"succeeded"},
@@ -367,8 +380,11 @@ def test_bulk_retry_from_a_filtered_list(page, live_server, manager, screenshot_
         what="the retried runs to succeed",
     )
     page.find_element(By.ID, "back-to-runs").click()
-    wait_for(lambda: at(page, lambda u: "status=failed" in u), what="back to the list")
-    assert "No run matches" in page.find_element(By.CSS_SELECTOR, ".empty").text
+    wait_for(lambda: at(page, lambda u: "workflow=fixable" in u), what="back to the list")
+    wait_for(lambda: failed_tab() == "0", what="no failed run left under these filters")
+    assert {b.text for b in page.find_elements(By.CSS_SELECTOR, ".runs-table .badge")} == {
+        "succeeded"
+    }
 
 
 def test_tabs_count_within_the_workflow_and_the_short_id_is_searchable(page, live_server, manager):
