@@ -13,11 +13,17 @@ threads, each with its own pooled connection): a transition is a handful of
 round trips and a broker send, latency rather than CPU, and a thousand of
 them one after another would hold the web request for tens of seconds on a
 busy database. The answer keeps the matched order (newest first).
+
+A call also has a time budget (``TIME_BUDGET_S``, under gunicorn's 30 s worker
+timeout): runs not reached in time are left untouched and listed as skipped
+with a reason that says to call again — rather than the web worker being
+killed mid-way and the operator getting no answer at all.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 
 BULK_MAX = 1000
 CONCURRENCY = 4  # below the engine's pool (5 + overflow) so requests still get a connection
+TIME_BUDGET_S = 20.0
+OUT_OF_TIME = "not attempted: this call ran out of time; call again for the rest"
 Action = Literal["retry", "cancel"]
 ACTIONS: tuple[Action, ...] = ("retry", "cancel")
 
@@ -47,9 +55,15 @@ class BulkResult:
 
 
 def bulk_transition(
-    manager: WorkflowManager, action: Action, filters: RunFilter, limit: int = BULK_MAX
+    manager: WorkflowManager,
+    action: Action,
+    filters: RunFilter,
+    limit: int = BULK_MAX,
+    *,
+    time_budget: float = TIME_BUDGET_S,
 ) -> BulkResult:
     """Apply ``action`` to the newest ``limit`` runs matching ``filters``."""
+    deadline = time.monotonic() + time_budget
     if action not in ACTIONS:
         raise ValueError(f"unknown bulk action {action!r}")
     limit = max(1, min(limit, BULK_MAX))
@@ -59,6 +73,8 @@ def bulk_transition(
 
     def attempt(run_id: uuid.UUID) -> str | None:
         """None when the transition applied, else why not."""
+        if time.monotonic() >= deadline:
+            return OUT_OF_TIME
         try:
             apply(run_id)
         except IllegalTransition as exc:
