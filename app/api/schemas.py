@@ -78,7 +78,8 @@ class RunPageSchema(Schema):
 
 class FilterTime(fields.AwareDateTime):
     """ISO 8601; a time without a zone is UTC. In a query string an unescaped
-    ``+01:00`` arrives as `` 01:00``: put the plus back rather than refuse it."""
+    ``+01:00`` arrives as `` 01:00``: put the plus back rather than refuse it.
+    Loaded as UTC, since Postgres refuses offsets beyond ±15:59."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(format="iso", default_timezone=UTC, **kwargs)
@@ -87,7 +88,10 @@ class FilterTime(fields.AwareDateTime):
         if isinstance(value, str) and len(value) > 6 and value[-6] == " ":
             value = value[:-6] + "+" + value[-5:]
         result: datetime = super()._deserialize(value, attr, data, **kwargs)
-        return result
+        try:  # Postgres refuses offsets beyond ±15:59; in UTC every offset is fine
+            return result.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("out of range") from None
 
 
 def _id_prefix(value: str) -> None:

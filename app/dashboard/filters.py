@@ -41,7 +41,12 @@ def parse_time(value: str) -> datetime:
     """ISO 8601, as a ``datetime-local`` input sends it; no zone means UTC (the
     dashboard shows UTC)."""
     parsed = datetime.fromisoformat(value.strip())
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range") from None
 
 
 def read_filters(args: Mapping[str, str]) -> ListFilters:

@@ -4,7 +4,7 @@ fields, error type, time window — each answered from an index."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -79,6 +79,9 @@ def test_error_type_and_time_window_filter(client, engine):
     # an unescaped "+00:00" arrives as " 00:00": still understood
     plain = created.strftime("%Y-%m-%dT%H:%M:%S.%f") + " 00:00"
     assert run["id"] in ids(client, created_after=plain, name="flaky")
+    # an offset Postgres itself would refuse (beyond ±15:59) is still one instant
+    far = (created - timedelta(seconds=1)).astimezone(timezone(timedelta(hours=17, minutes=25)))
+    assert run["id"] in ids(client, created_after=far.isoformat(), name="flaky")
 
 
 @pytest.mark.parametrize(
@@ -87,6 +90,7 @@ def test_error_type_and_time_window_filter(client, engine):
         ({"id_prefix": "abc"}, "id_prefix"),
         ({"id_prefix": "not-hex!"}, "id_prefix"),
         ({"created_after": "soon"}, "created_after"),
+        ({"created_after": "0001-01-01T00:00:00+17:25"}, "created_after"),
         ({"created_after": "2026-02-01", "created_before": "2026-01-01"}, "created_after"),
         ({"input.a..b": "1"}, "input.a..b"),
         ({"input.email;drop": "1"}, "input.email;drop"),
