@@ -55,7 +55,7 @@ def read_filters(args: Mapping[str, str]) -> ListFilters:
     values: dict[str, object] = {}
 
     def text(name: str) -> str:
-        return (args.get(name) or "").strip()
+        return (args.get(name) or "").replace("\x00", "").strip()
 
     if workflow := text("workflow"):
         used["workflow"] = values["name"] = workflow

@@ -102,6 +102,13 @@ class RunFilter:
     search: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("name", "status", "error_type", "id_prefix", "idempotency_key", "search"):
+            value = getattr(self, name)
+            if isinstance(value, str) and "\x00" in value:  # Postgres text cannot hold it
+                raise _bad(name, "must not contain a NUL character")
+        for path, value in self.input_fields:
+            if "\x00" in path or "\x00" in value:
+                raise _bad(INPUT_PREFIX + path, "must not contain a NUL character")
         if self.id_prefix is not None and id_range(self.id_prefix) is None:
             raise _bad("id_prefix", f"at least {MIN_ID_PREFIX} hexadecimal digits of a run id")
         if len(self.input_fields) > MAX_INPUT_FIELDS:

@@ -156,6 +156,7 @@ def test_bulk_is_not_read_as_a_run_id(client):
         ({"id_prefix": "abcd1234"}, "id_prefix"),
         ({"name": ""}, "name"),
         ({"error_type": 7}, "error_type"),
+        ({"error_type": "Boom\x00"}, "error_type"),
     ],
 )
 def test_a_bad_filter_is_422_naming_it(client, body, field):

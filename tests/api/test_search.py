@@ -95,6 +95,9 @@ def test_error_type_and_time_window_filter(client, engine):
         ({"input.a..b": "1"}, "input.a..b"),
         ({"input.email;drop": "1"}, "input.email;drop"),
         ({"error_type": ""}, "error_type"),
+        ({"name": "sign\x00up"}, "name"),
+        ({"idempotency_key": "k\x00"}, "idempotency_key"),
+        ({"input.email": "a\x00"}, "input.email"),
     ],
 )
 def test_a_bad_search_is_422_naming_the_field(client, query, field):

@@ -310,6 +310,7 @@ def test_search_by_an_input_field(client, manager):
 def test_a_bad_filter_value_is_named_and_ignored(client):
     html = client.get("/", query_string={"created_after": "someday"}).get_data(as_text=True)
     assert "Created after &#39;someday&#39; is not a time." in html
+    assert client.get("/", query_string={"workflow": "fla\x00ky", "q": "\x00"}).status_code == 200
 
 
 def test_api_docs_are_readable_from_a_signed_in_browser_session_only(token_app):
