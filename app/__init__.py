@@ -15,13 +15,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.api import init_api
     from app.dashboard import dashboard
     from app.logging_setup import configure_logging
-    from app.runtime import get_manager
+    from app.runtime import get_listener, get_manager
 
     configure_logging(settings.log_format, settings.log_level)
     flask_app = Flask(__name__)
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     manager = get_manager()
     flask_app.extensions["stepwise_manager"] = manager
+    # one LISTEN connection per process for ?wait= and the live dashboard
+    flask_app.extensions["stepwise_listener"] = get_listener()
 
     # the HTTP API (/api/...), /healthz and /readyz, and the one JSON error shape
     init_api(flask_app, settings, manager.registry)

@@ -92,7 +92,8 @@ def recover() -> None:
     report = _guarded(lambda: _manager().recover())
     click.echo(
         f"resent={len(report.resent)} dead_lettered={len(report.dead_lettered)} "
-        f"missing_step={len(report.failed_missing_step)}"
+        f"woken={len(report.woken)} finished={len(report.finished)} "
+        f"waiting_for_worker={len(report.waiting_for_worker)}"
     )
     for run_id in report.resent:
         click.echo(f"resent {run_id}")

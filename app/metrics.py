@@ -1,91 +1,90 @@
-"""``GET /metrics``: workflow figures for Prometheus, read from Postgres at scrape time.
+"""``GET /metrics``: workflow figures for Prometheus, kept by Postgres as transitions commit.
 
-Postgres is the record of every run and step, so the figures are the same
-whichever web process answers and however many workers (on however many
-machines) did the work; nothing is counted in process memory.
+Triggers on ``workflow_runs`` and ``workflow_steps`` (migration ``0005``) count
+every transition in ``workflow_metric_counters`` in the same transaction that
+makes it, whichever code path (API, worker, sweep, CLI, SQL by hand) made it.
+So the counters are monotonic — a retried failed run does not un-count its
+failure — they survive the clean-up deleting old runs, and they are the same
+whichever web process answers. The gauge of runs by status is kept the same
+way (+1/-1 on each change), so no scrape counts rows of ``workflow_runs``;
+the oldest pending run is the first entry of an index. A scrape's cost
+follows the number of label sets, not the number of runs (see
+``bench/metrics_scrape.py`` and tests/ops/test_metrics_counters.py).
 
-Counters (started, finished, step durations, retries) cover the runs of the
-current UTC day: they reset to zero at 00:00 UTC, which Prometheus's
-``rate()``/``increase()`` treat as an ordinary counter reset. Counting within
-a day keeps them monotonic although the clean-up deletes old runs (its
-retention must be at least a day) and keeps each scrape to today's index range.
-Gauges (runs by status, oldest pending age) are exact at the moment of the scrape.
+Each backend adds to its own counter rows (no hot row, no lock waits between
+commits); a scrape sums them and folds the rows nobody holds into one row per
+label set, so the table stays small.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from flask import Blueprint, Response, current_app, request
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Connection, Engine
 
 from app.engine.states import RunStatus
 
-DURATION_BUCKETS = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0
-)
 SCRAPE_TIMEOUT_MS = 5000
+FOLD_LOCK_ID = 0x5173_6D65  # arbitrary, constant: "stepwise metrics fold"
+COLUMNS = "metric, workflow, step, status, le"
 
-# runs created today, by workflow (ix_workflow_runs_created: a range scan)
-_STARTED = sa.text(
-    "SELECT name, count(*) FROM workflow_runs WHERE created_at >= :day GROUP BY name"
-)
-# runs finished today (the partial index ix_workflow_runs_finished)
-_FINISHED = sa.text(
-    """
-    SELECT name, status, count(*) FROM workflow_runs
-    WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at >= :day
-    GROUP BY name, status
-    """
-)
-# the steps of today's runs: today's runs by index, their steps by primary key
-_STEPS = sa.text(
+# One scraper at a time moves every unlocked per-backend row into shard 0. SKIP
+# LOCKED: a scrape never waits for a commit in flight, and a commit waits at most
+# for this statement, which waits for nobody, so no deadlock can form.
+FOLD = sa.text(
     f"""
-    SELECT r.name AS workflow, s.name AS step, s.status,
-           sum(greatest(s.attempts - 1, 0)) AS retries,
-           count(*) FILTER (WHERE s.status IN ('succeeded', 'failed')
-                              AND s.finished_at IS NOT NULL) AS finished,
-           coalesce(sum(extract(epoch FROM s.finished_at - s.started_at))
-                    FILTER (WHERE s.status IN ('succeeded', 'failed')), 0) AS seconds,
-           {", ".join(
-               f"count(*) FILTER (WHERE s.status IN ('succeeded', 'failed') AND "
-               f"extract(epoch FROM s.finished_at - s.started_at) <= {b}) AS le_{i}"
-               for i, b in enumerate(DURATION_BUCKETS)
-           )}
-    FROM workflow_runs r JOIN workflow_steps s ON s.run_id = r.id
-    WHERE r.created_at >= :day
-    GROUP BY r.name, s.name, s.status
+    WITH moved AS (
+        DELETE FROM workflow_metric_counters
+        WHERE ctid = ANY (ARRAY(
+            SELECT ctid FROM workflow_metric_counters WHERE shard <> 0
+            FOR UPDATE SKIP LOCKED))
+        RETURNING {COLUMNS}, count, sum
+    )
+    INSERT INTO workflow_metric_counters AS m ({COLUMNS}, shard, count, sum)
+    SELECT {COLUMNS}, 0, sum(count), sum(sum) FROM moved
+    GROUP BY {COLUMNS} ORDER BY {COLUMNS}
+    ON CONFLICT ({COLUMNS}, shard)
+    DO UPDATE SET count = m.count + excluded.count, sum = m.sum + excluded.sum
     """
 )
-# one index-only count per status (ix_workflow_runs_status_created)
-_BY_STATUS = sa.text(
-    """
-    SELECT st.status,
-           (SELECT count(*) FROM workflow_runs r WHERE r.status = st.status) AS n
-    FROM unnest(CAST(:statuses AS text[])) AS st(status)
+COUNTERS = sa.text(
+    f"""
+    SELECT {COLUMNS}, sum(count) AS count, sum(sum) AS sum
+    FROM workflow_metric_counters GROUP BY {COLUMNS} ORDER BY {COLUMNS}
     """
 )
-# the oldest pending run: the first entry of ('pending', created_at) in the index
-_OLDEST_PENDING = sa.text(
+BUCKETS = sa.text("SELECT stepwise_duration_buckets()")
+# the first entry of ('pending', created_at) in ix_workflow_runs_status_created
+OLDEST_PENDING = sa.text(
     """
-    SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)
-    FROM workflow_runs WHERE status = 'pending'
+    SELECT coalesce(extract(epoch FROM now() - (
+        SELECT created_at FROM workflow_runs WHERE status = 'pending'
+        ORDER BY created_at LIMIT 1)), 0)
     """
 )
+
+
+def fold(conn: Connection) -> None:
+    """Fold the per-backend rows into shard 0, unless another scrape is doing it."""
+    if conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(FOLD_LOCK_ID))).scalar_one():
+        conn.execute(FOLD)
 
 
 class WorkflowCollector(Collector):
-    """A prometheus-client collector that queries Postgres on each scrape."""
+    """A prometheus-client collector that reads the trigger-kept counters on each scrape."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -97,6 +96,7 @@ class WorkflowCollector(Collector):
         try:
             with self.engine.begin() as conn:
                 conn.exec_driver_sql(f"SET LOCAL statement_timeout = {SCRAPE_TIMEOUT_MS}")
+                fold(conn)
                 families = list(self._families(conn))
         except sa.exc.SQLAlchemyError:
             up.add_metric([], 0)
@@ -107,70 +107,73 @@ class WorkflowCollector(Collector):
         yield from families
 
     def _families(self, conn: Connection) -> Iterator[Metric]:
-        day = conn.execute(sa.text("SELECT date_trunc('day', now(), 'UTC')")).scalar_one()
+        rows: dict[str, list[Any]] = defaultdict(list)
+        for row in conn.execute(COUNTERS):
+            rows[row.metric].append(row)
 
         started = CounterMetricFamily(
-            "stepwise_runs_started",
-            "Runs started since 00:00 UTC, by workflow",
-            labels=["workflow"],
+            "stepwise_runs_started", "Runs started, by workflow", labels=["workflow"]
         )
-        for name, n in conn.execute(_STARTED, {"day": day}):
-            started.add_metric([name], n)
+        for row in rows["runs_started"]:
+            started.add_metric([row.workflow], int(row.count))
         yield started
 
         finished = CounterMetricFamily(
             "stepwise_runs_finished",
-            "Runs finished since 00:00 UTC, by workflow and final status",
+            "Runs that reached succeeded, failed or cancelled, by workflow and that status "
+            "(a retried run that ends again counts again)",
             labels=["workflow", "status"],
         )
-        for name, status, n in conn.execute(_FINISHED, {"day": day}):
-            finished.add_metric([name, status], n)
+        for row in rows["runs_finished"]:
+            finished.add_metric([row.workflow, row.status], int(row.count))
         yield finished
 
-        yield from self._step_families(conn.execute(_STEPS, {"day": day}).mappings().all())
+        bounds = list(conn.execute(BUCKETS).scalar_one())
+        yield histogram(rows["step_duration"], bounds)
 
-        by_status = GaugeMetricFamily(
-            "stepwise_runs", "Runs by current status", labels=["status"]
+        retries = CounterMetricFamily(
+            "stepwise_step_retries",
+            "Step attempts that failed and were scheduled again (entered retrying)",
+            labels=["workflow", "step"],
         )
-        statuses = [s.value for s in RunStatus]
-        for status, n in conn.execute(_BY_STATUS, {"statuses": statuses}):
-            by_status.add_metric([status], n)
+        for row in rows["step_retries"]:
+            retries.add_metric([row.workflow, row.step], int(row.count))
+        yield retries
+
+        by_status = GaugeMetricFamily("stepwise_runs", "Runs by current status", labels=["status"])
+        counts = {row.status: int(row.count) for row in rows["runs"]}
+        for status in RunStatus:
+            by_status.add_metric([status.value], counts.get(status.value, 0))
         yield by_status
 
         yield GaugeMetricFamily(
             "stepwise_oldest_pending_run_age_seconds",
             "Age of the oldest run still pending (0 when none)",
-            value=float(conn.execute(_OLDEST_PENDING).scalar_one()),
+            value=float(conn.execute(OLDEST_PENDING).scalar_one()),
         )
 
-    def _step_families(self, rows: list[Any]) -> Iterator[Metric]:
-        duration = HistogramMetricFamily(
-            "stepwise_step_duration_seconds",
-            "Duration of the last attempt of finished steps of today's runs",
-            labels=["workflow", "step", "status"],
-        )
-        retries = CounterMetricFamily(
-            "stepwise_step_retries",
-            "Extra attempts of the steps of today's runs",
-            labels=["workflow", "step"],
-        )
-        retry_totals: dict[tuple[str, str], int] = {}
-        for row in rows:
-            key = (row["workflow"], row["step"])
-            retry_totals[key] = retry_totals.get(key, 0) + int(row["retries"] or 0)
-            if row["finished"]:
-                buckets = [
-                    (str(b), int(row[f"le_{i}"])) for i, b in enumerate(DURATION_BUCKETS)
-                ] + [("+Inf", int(row["finished"]))]
-                duration.add_metric(
-                    [row["workflow"], row["step"], row["status"]],
-                    buckets,
-                    sum_value=float(row["seconds"]),
-                )
-        for (workflow, step), n in sorted(retry_totals.items()):
-            retries.add_metric([workflow, step], n)
-        yield duration
-        yield retries
+
+def histogram(rows: list[Any], bounds: list[float]) -> HistogramMetricFamily:
+    """Per-bucket counts (each observation in its smallest bucket) → cumulative buckets."""
+    family = HistogramMetricFamily(
+        "stepwise_step_duration_seconds",
+        "Duration of step attempts that ended succeeded or failed",
+        labels=["workflow", "step", "status"],
+    )
+    series: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
+    for row in rows:
+        series[(row.workflow, row.step, row.status)].append(row)
+    for labels, observed in series.items():
+        per_bound: dict[float, int] = defaultdict(int)
+        for row in observed:
+            per_bound[float(row.le)] += int(row.count)
+        buckets, running = [], 0
+        for bound in sorted({*bounds, *(b for b in per_bound if b != float("inf"))}):
+            running += per_bound.get(bound, 0)
+            buckets.append((str(bound), running))
+        buckets.append(("+Inf", running + per_bound.get(float("inf"), 0)))
+        family.add_metric(list(labels), buckets, sum_value=sum(float(r.sum) for r in observed))
+    return family
 
 
 blueprint = Blueprint("metrics", __name__)
@@ -187,4 +190,12 @@ def _registry() -> CollectorRegistry:
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+    """The format the scraper asks for (prometheus-client's own negotiation).
+
+    The Content-Type is set whole: Flask's ``mimetype=`` would append a second
+    ``charset``, which Prometheus 2 logs as a parse error and Prometheus 3 refuses.
+    """
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    response = Response(encode(_registry()))
+    response.headers["Content-Type"] = content_type
+    return response

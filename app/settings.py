@@ -15,7 +15,11 @@ from urllib.parse import urlparse
 
 T = TypeVar("T")
 
-DEFAULT_WORKFLOW_MODULES = ("app.workflows.signup", "app.workflows.signup_digest")
+DEFAULT_WORKFLOW_MODULES = (
+    "app.workflows.signup",
+    "app.workflows.signup_digest",
+    "app.workflows.onboarding",
+)
 
 
 class ConfigError(ValueError):
@@ -128,6 +132,13 @@ class Settings:
     log_format: str = "json"
     log_level: str = "info"
     signup_digest_schedule: str = "0 0 * * *"
+    onboarding_reminder_after: float = 86400.0
+    onboarding_verify_timeout: float = 259200.0
+    onboarding_followup_after: float = 172800.0
+    web_threads: int = 32
+    web_max_waiters: int = 24
+    dashboard_max_streams: int = 8
+    dashboard_stream_seconds: float = 30.0
 
     def override(self, **changes: Any) -> Settings:
         """A copy with some values replaced (tests, ``create_app(settings=...)``)."""
@@ -167,6 +178,13 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "LOG_FORMAT": ("log_format", _choice("json", "text")),
     "LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
     "SIGNUP_DIGEST_SCHEDULE": ("signup_digest_schedule", _schedule),
+    "ONBOARDING_REMINDER_AFTER": ("onboarding_reminder_after", _positive_float),
+    "ONBOARDING_VERIFY_TIMEOUT": ("onboarding_verify_timeout", _positive_float),
+    "ONBOARDING_FOLLOWUP_AFTER": ("onboarding_followup_after", _positive_float),
+    "WEB_THREADS": ("web_threads", _positive_int),
+    "WEB_MAX_WAITERS": ("web_max_waiters", _positive_int),
+    "DASHBOARD_MAX_STREAMS": ("dashboard_max_streams", _positive_int),
+    "DASHBOARD_STREAM_SECONDS": ("dashboard_stream_seconds", _positive_float),
 }
 
 ENVIRONMENT_VARIABLES = tuple(_VARIABLES)
@@ -191,12 +209,33 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "CELERY_VISIBILITY_TIMEOUT must exceed twice WORKFLOW_STEP_TIMEOUT plus 30 s, "
             "or the broker would redeliver steps that are still running"
         )
+    if settings.onboarding_verify_timeout <= settings.onboarding_reminder_after:
+        raise ConfigError(
+            "ONBOARDING_VERIFY_TIMEOUT must be greater than ONBOARDING_REMINDER_AFTER (the "
+            "reminder is sent before the verification window closes)"
+        )
     if settings.workflow_cleanup_retention < 86400:
         raise ConfigError(
             "WORKFLOW_CLEANUP_RETENTION must be at least 86400 (one day): the /metrics "
             "counters are counted from the current day's runs"
         )
+    _check_web_bounds(settings)
     return settings
+
+
+def _check_web_bounds(settings: Settings) -> None:
+    """Each waiter and each dashboard stream parks one web thread: leave some free."""
+    if settings.web_max_waiters >= settings.web_threads:
+        raise ConfigError(
+            "WEB_MAX_WAITERS must be below WEB_THREADS, so ordinary requests keep a thread "
+            f"(got {settings.web_max_waiters} waiters for {settings.web_threads} threads)"
+        )
+    if settings.dashboard_max_streams > settings.web_max_waiters:
+        raise ConfigError(
+            "DASHBOARD_MAX_STREAMS must not exceed WEB_MAX_WAITERS: each stream is a waiter"
+        )
+    if settings.dashboard_stream_seconds < 1:
+        raise ConfigError("DASHBOARD_STREAM_SECONDS must be at least 1")
 
 
 _current: Settings | None = None

@@ -51,7 +51,8 @@ class Worker:
     flags of the Procfile: prefork, events on, prefetch 1, late acks, JSON.
     """
 
-    def __init__(self, env: dict[str, str], *, concurrency: int = 2, queues: str = "celery"):
+    def __init__(self, env: dict[str, str], *, concurrency: int = 2, queues: str | None = None):
+        """``queues``: consume only these (e.g. an idle queue, then ``consume_all``)."""
         self.node = f"bench-{uuid.uuid4().hex[:8]}@localhost"
         self.args = [
             str(VENV_BIN / "celery"),
@@ -65,8 +66,7 @@ class Worker:
             str(concurrency),
             "--hostname",
             self.node,
-            "--queues",
-            queues,
+            *(["--queues", queues] if queues else []),
             "--without-gossip",
             "--without-mingle",
             "--loglevel",
@@ -226,3 +226,9 @@ def writing_commits(database_url: str, start_lsn: str) -> int:
         ).scalar_one()
     engine.dispose()
     return int(count)
+
+
+def consume_all(app: Any, node: str) -> None:
+    """Tell an idle worker to consume every queue it would by default (each step's)."""
+    for queue in app.conf.task_queues or []:
+        app.control.add_consumer(queue.name, destination=[node], reply=True, timeout=10)

@@ -21,9 +21,9 @@ from bench.harness import VENV_BIN, Worker
 from bench.services import ROOT, scratch
 
 MARKERS = {
-    "run_step (whole step protocol)": "run_step (workers/steps.py",
-    "claim transaction": "claim (app/engine/checkpoints.py",
-    "checkpoint statement": "checkpoint (app/engine/checkpoints.py",
+    "execute_step (whole step protocol)": "execute_step (app/engine/protocol.py",
+    "claim statement": "claim (app/engine/transitions.py",
+    "checkpoint statement": "succeed (app/engine/transitions.py",
     "pool checkout (incl. pre-ping)": "_checkout (sqlalchemy/pool/base.py",
     "pre-ping": "_do_ping_w_event",
     "commit": "do_commit (",

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.harness import Worker, parse_args, report, table, wait_until
+from bench.harness import Worker, consume_all, parse_args, report, table, wait_until
 from bench.services import scratch
 
 
@@ -40,10 +40,10 @@ def main() -> None:
         import redis
 
         from app.engine.models import runs
+        from app.engine.timing import lease_seconds
         from app.runtime import get_manager
         from bench.workflows import ARRIVED_KEY
         from workers.celery_app import app
-        from workers.config import lease_seconds
 
         manager = get_manager()
         r = redis.Redis.from_url(s.redis_url)
@@ -52,7 +52,7 @@ def main() -> None:
 
         doomed.kill()
         t0 = time.monotonic()
-        app.control.add_consumer("celery", destination=[standby.node], reply=True, timeout=10)
+        consume_all(app, standby.node)
         sweeps = 0
 
         def all_succeeded() -> bool:

@@ -16,11 +16,10 @@ import time
 import uuid
 from typing import Any
 
-from bench.harness import Worker, parse_args, report, table, wait_until
+from bench.harness import Worker, consume_all, parse_args, report, table, wait_until
 from bench.services import scratch
 
 STEPS = 3
-QUEUE = "celery"
 
 
 def main() -> None:
@@ -52,9 +51,12 @@ def main() -> None:
             r.delete(DONE_KEY)
             enqueue()
             t0 = time.time()
-            app.control.add_consumer(QUEUE, destination=[worker.node], reply=True, timeout=10)
+            consume_all(app, worker.node)
             wait_until(lambda: r.llen(DONE_KEY) >= n, timeout=600, what=f"{n} runs", interval=0.05)
-            app.control.cancel_consumer(QUEUE, destination=[worker.node], reply=True, timeout=10)
+            for queue in app.conf.task_queues:
+                app.control.cancel_consumer(
+                    queue.name, destination=[worker.node], reply=True, timeout=10
+                )
             last = max(json.loads(x)["t"] for x in r.lrange(DONE_KEY, 0, -1))
             return last - t0
 

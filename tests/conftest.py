@@ -51,7 +51,9 @@ def database() -> Iterator[str]:
     command.upgrade(alembic_config(env.DATABASE_URL), "head")
     yield env.DATABASE_URL
     from app.engine.db import dispose_engines
+    from app.engine.notify import close_listeners
 
+    close_listeners()
     dispose_engines()
     with admin.connect() as c:
         c.execute(sa.text(f'DROP DATABASE IF EXISTS "{env.DB_NAME}" WITH (FORCE)'))

@@ -1,22 +1,33 @@
-"""Builds the Celery app from settings: config, step tasks, periodic jobs, signals."""
+"""Builds the Celery app from settings: config, step tasks, queues, periodic jobs, signals.
+
+A worker consumes the control queue and the queue of every step it
+registered, nothing else (see ``app.messaging``), and tells Postgres which
+step tasks it has (a heartbeat), so the sweep can show a run that waits for a
+worker nobody has deployed yet instead of failing it.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
 import structlog
 from celery import Celery, signals
+from kombu import Queue
 
 from app.engine.db import dispose_engines
 from app.engine.registry import registry
 from app.logging_setup import configure_logging
-from app.runtime import load_workflows
+from app.messaging import CONTROL_QUEUE, ROOT, STATE_DIR, celery_config, make_dispatch, step_queue
+from app.runtime import get_manager, heartbeat_interval, load_workflows
 from app.settings import get_settings
-from workers.config import ROOT, STATE_DIR, celery_config
 from workers.steps import register_step_tasks
+
+log = structlog.get_logger("stepwise.worker")
 
 SCHEDULE_FILE = ROOT / "celerybeat-schedule.py"
 
@@ -47,6 +58,15 @@ def create_celery() -> Celery:
 
 app = create_celery()
 register_step_tasks(app, registry)
+STEP_TASKS = [s.task_name for w in registry for s in w.steps]
+# the control queue, each registered step's queue, and Celery's default queue
+# (messages sent before step queues existed)
+app.conf.task_queues = [
+    Queue(CONTROL_QUEUE),
+    *(Queue(step_queue(name)) for name in STEP_TASKS),
+    Queue("celery"),
+]
+get_manager().set_dispatch(make_dispatch(app, registry))
 import workers.inspect  # noqa: E402,F401  (registers ``inspect current_steps``)
 import workers.periodic  # noqa: E402,F401  (registers the periodic tasks)
 
@@ -61,6 +81,39 @@ def _after_fork(**_: Any) -> None:
     # warm shutdown: running steps finish and checkpoint, then the children
     # exit. A hard time limit or a cold shutdown still ends a child (SIGKILL).
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+_stop_heartbeat = threading.Event()
+
+
+def _worker_name(sender: Any) -> str:
+    return f"{getattr(sender, 'hostname', None) or 'worker'}:{os.getpid()}"
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    """Every few seconds, record in Postgres that this worker lives and what it runs."""
+    name = _worker_name(sender)
+    interval = heartbeat_interval(get_settings())
+
+    def beat() -> None:
+        while not _stop_heartbeat.is_set():
+            try:
+                get_manager().heartbeat(name, STEP_TASKS)
+            except Exception as exc:  # the database is down: the sweep waits too
+                log.warning("worker heartbeat failed", error=str(exc).partition("\n")[0][:200])
+            _stop_heartbeat.wait(interval)
+
+    threading.Thread(target=beat, name="stepwise-heartbeat", daemon=True).start()
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat_thread(sender: Any = None, **_: Any) -> None:
+    _stop_heartbeat.set()
+    try:
+        get_manager().forget_worker(_worker_name(sender))
+    except Exception as exc:
+        log.warning("could not deregister the worker", error=str(exc).partition("\n")[0][:200])
 
 
 @signals.task_prerun.connect

@@ -8,6 +8,7 @@ import structlog
 from celery.beat import PersistentScheduler, ScheduleEntry
 
 from app.engine.errors import UnknownWorkflow
+from app.engine.recovery import describe
 from app.runtime import get_manager
 from app.scheduling import START_SCHEDULED, format_slot, schedule_key, slot_for
 from app.settings import get_settings
@@ -19,12 +20,7 @@ log = structlog.get_logger("stepwise.periodic")
 @app.task(name="stepwise.recover", ignore_result=True, acks_late=False)
 def recover() -> dict[str, int]:
     """Re-send stalled runs from Postgres; dead-letter those over the recovery limit."""
-    report = get_manager().recover()
-    return {
-        "resent": len(report.resent),
-        "dead_lettered": len(report.dead_lettered),
-        "missing_step": len(report.failed_missing_step),
-    }
+    return describe(get_manager().recover())
 
 
 @app.task(name="stepwise.cleanup", ignore_result=True, acks_late=False)

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from app.api import docs, health, runs, workflow_types
 from app.api.auth import install_auth
 from app.api.errors import handle_http_exception, install_error_handlers
+from app.api.json_body import install_json_vetting
 from app.api.request_context import install_request_context
 from app.api.schemas import ErrorSchema
 from app.engine.registry import Registry
@@ -44,6 +45,7 @@ def init_api(app: Flask, settings: Settings, registry: Registry) -> StepwiseApi:
     app.config["STEPWISE_BROKER_URL"] = settings.celery_broker_url
     install_request_context(app)  # first: every later line and error carries the id
     install_auth(app, settings.api_token)
+    install_json_vetting(app)  # after auth: a body is read only for a caller who may send it
     api = StepwiseApi(
         app,
         spec_kwargs={

@@ -9,6 +9,7 @@ its variables, whatever the order of registration.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -19,6 +20,7 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import BadRequest
 
 from app.api.errors import ApiError
+from app.api.json_body import read_whole_body
 from app.api.schemas import (
     BulkRequestSchema,
     BulkResultSchema,
@@ -27,10 +29,13 @@ from app.api.schemas import (
     RunListQuerySchema,
     RunPageSchema,
     RunSchema,
+    SignalSchema,
     StartRunSchema,
+    WaitQuerySchema,
 )
 from app.engine.bulk import Action, bulk_transition
 from app.engine.manager import WorkflowManager
+from app.engine.notify import Listener, TooManyWaiters, wait_for_run
 from app.engine.queries import RunFilter, input_fields_from
 
 blp = Blueprint(
@@ -54,6 +59,30 @@ def manager() -> WorkflowManager:
     return found
 
 
+def await_run(name_or_id: str, seconds: float) -> None:
+    """Hold the request until the run is finished or ``seconds`` pass.
+
+    Parks this web thread (not a process: the web server runs threads), and
+    at most ``WEB_MAX_WAITERS`` of them per process; one more gets a 503 with
+    ``Retry-After`` rather than queueing behind the others.
+    """
+    try:
+        run_id = uuid.UUID(name_or_id)
+    except ValueError:
+        return  # not a run id: the read that follows answers 404
+    listener: Listener = current_app.extensions["stepwise_listener"]
+    try:
+        wait_for_run(listener, run_id, seconds)
+    except TooManyWaiters as exc:
+        raise ApiError(
+            503,
+            exc.code,
+            "too many requests are waiting for runs in this process; retry shortly",
+            details={"max_waiters": listener.max_waiters},
+            headers={"Retry-After": "1"},
+        ) from None
+
+
 def require_json_body(view: Callable[..., Any]) -> Callable[..., Any]:
     """415 unless the body is declared JSON, 400 unless it parses — before validation."""
 
@@ -74,19 +103,6 @@ def require_json_body(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return wrapper
-
-
-def read_whole_body() -> None:
-    """Read (and cache) the body; 413 when it is over ``MAX_CONTENT_LENGTH``.
-
-    werkzeug stops a body without Content-Length (chunked) at the limit
-    without an error, which would turn an oversized body into "malformed
-    JSON"; one more byte read past the limit raises the 413 instead.
-    """
-    data = request.get_data(cache=True)
-    limit = request.max_content_length
-    if request.content_length is None and limit is not None and len(data) >= limit:
-        request.stream.read(1)
 
 
 def run_location(run: dict[str, Any]) -> dict[str, str]:
@@ -160,10 +176,22 @@ class BulkCancel(MethodView):
 
 @blp.route("/workflows/<string:name_or_id>", parameters=[NAME_OR_ID])
 class WorkflowOrRun(MethodView):
+    @blp.arguments(WaitQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, RunSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="no run with this id")
-    def get(self, name_or_id: str) -> dict[str, Any]:
-        """One run with its steps."""
+    @blp.alt_response(422, schema=ErrorSchema, description="`wait` is not in (0, 60]")
+    @blp.alt_response(
+        503, schema=ErrorSchema, description="too many waiters in this process (Retry-After)"
+    )
+    def get(self, name_or_id: str, wait: float | None = None) -> dict[str, Any]:
+        """One run with its steps.
+
+        With `wait=N`, the answer is held until the run is finished
+        (succeeded, failed or cancelled) or N seconds have passed, whichever
+        comes first; either way it is the run's state at that moment.
+        """
+        if wait is not None:
+            await_run(name_or_id, wait)
         return manager().get(name_or_id)
 
     @require_json_body
@@ -173,7 +201,9 @@ class WorkflowOrRun(MethodView):
     @blp.alt_response(
         200, schema=RunSchema, description="replay: the run this Idempotency-Key started"
     )
-    @blp.alt_response(400, schema=ErrorSchema, description="malformed JSON")
+    @blp.alt_response(
+        400, schema=ErrorSchema, description="malformed JSON, or nested over 32 levels"
+    )
     @blp.alt_response(404, schema=ErrorSchema, description="no workflow with this name")
     @blp.alt_response(
         409, schema=ErrorSchema, description="Idempotency-Key already used with another body"
@@ -211,3 +241,26 @@ class CancelRun(MethodView):
     def post(self, run_id: str) -> Any:
         """Cancel a pending or running run; a running step may finish, no later step starts."""
         return manager().cancel(run_id), 202
+
+
+@blp.route("/workflows/<string:run_id>/signals/<string:signal>", parameters=[
+    RUN_ID, {"in": "path", "name": "signal", "description": "a signal the workflow declares"},
+])
+class DeliverSignal(MethodView):
+    @require_json_body
+    @blp.arguments(SignalSchema)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.response(202, RunSchema, description="the signal is stored (and a waiting step woken)")
+    @blp.alt_response(404, schema=ErrorSchema, description="no run with this id")
+    @blp.alt_response(409, schema=ErrorSchema, description="the run is finished")
+    @blp.alt_response(422, schema=ErrorSchema, description="the workflow declares no such signal")
+    def post(self, body: dict[str, Any], headers: dict[str, Any], run_id: str, signal: str) -> Any:
+        """Deliver a signal to a run.
+
+        A signal sent before the run reaches its wait is kept until it does. The
+        same Idempotency-Key again is stored once.
+        """
+        run = manager().signal(
+            run_id, signal, body.get("payload") or {}, headers.get("idempotency_key")
+        )
+        return run, 202

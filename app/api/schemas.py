@@ -7,10 +7,21 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from app import json_vetting
 from app.engine.bulk import BULK_MAX
 from app.engine.manager import MAX_PAGE
+from app.engine.models import runs
 from app.engine.queries import MIN_ID_PREFIX, id_range
-from app.engine.states import RunStatus, StepStatus
+from app.engine.states import RunStatus, StepKind, StepStatus
+
+KEY_LENGTH: int = runs.c.idempotency_key.type.length
+
+
+def storable(value: str) -> None:
+    """Postgres text holds no NUL character: refuse it here, as a 422, not as a 500 there."""
+    if "\x00" in value:
+        raise ValidationError(f"The value {json_vetting.NUL}.")
+
 
 RUN_STATUSES = [s.value for s in RunStatus]
 STEP_STATUSES = [s.value for s in StepStatus]
@@ -29,6 +40,14 @@ def _time(description: str) -> UtcDateTime:
     return UtcDateTime(allow_none=True, metadata={"description": description})
 
 
+class AttemptSchema(Schema):
+    attempt = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={"description": "how the attempt ended"})
+    error = fields.Dict(allow_none=True)
+    started_at = fields.String(allow_none=True, metadata={"description": "ISO 8601"})
+    finished_at = fields.String(allow_none=True, metadata={"description": "ISO 8601"})
+
+
 class StepSchema(Schema):
     name = fields.String(required=True)
     position = fields.Integer(required=True, metadata={"description": "0-based order in the run"})
@@ -41,6 +60,29 @@ class StepSchema(Schema):
     )
     started_at = _time("when the current or last attempt started")
     finished_at = _time("when the step succeeded or failed for good")
+    next_attempt_at = _time("when a retrying step's next attempt is due")
+    after = fields.List(
+        fields.String(), required=True, metadata={"description": "names of its predecessors"}
+    )
+    kind = fields.String(
+        required=True,
+        validate=validate.OneOf([k.value for k in StepKind]),
+        metadata={"description": "task, sleep, signal (a wait for one), or compensation"},
+    )
+    signal = fields.String(
+        allow_none=True, metadata={"description": "the signal a signal step waits for"}
+    )
+    wake_at = _time("when a waiting step wakes up: its sleep's end or its signal's timeout")
+    waiting_for = fields.String(
+        allow_none=True,
+        metadata={"description": "why a pending step has not started, when known "
+                  "(e.g. no live worker has registered it)"},
+    )
+    history = fields.List(
+        fields.Nested(AttemptSchema),
+        required=True,
+        metadata={"description": "every finished attempt, oldest first"},
+    )
 
 
 class RunSummarySchema(Schema):
@@ -53,6 +95,15 @@ class RunSummarySchema(Schema):
     )
     error = fields.Dict(
         allow_none=True, metadata={"description": "type, message, step, attempt, retryable"}
+    )
+    idempotency_key = fields.String(
+        allow_none=True, metadata={"description": "the Idempotency-Key the run was started with"}
+    )
+    recovery_count = fields.Integer(
+        required=True, metadata={"description": "times a lost worker's step was taken over"}
+    )
+    forked_from = fields.Dict(
+        allow_none=True, metadata={"description": "{run_id, step} of the run this was forked from"}
     )
     created_at = UtcDateTime(required=True)
     started_at = _time("when the first step started")
@@ -103,11 +154,12 @@ class RunFilterSchema(Schema):
     """The filters shared by the list and the bulk actions (``app.engine.queries``)."""
 
     name = fields.String(
-        validate=validate.Length(min=1, max=200), metadata={"description": "workflow name"}
+        validate=[validate.Length(min=1, max=200), storable],
+        metadata={"description": "workflow name"},
     )
     status = fields.String(validate=validate.OneOf(RUN_STATUSES))
     error_type = fields.String(
-        validate=validate.Length(min=1, max=200),
+        validate=[validate.Length(min=1, max=200), storable],
         metadata={"description": "the `type` of the run's error, e.g. `NonRetryableError`"},
     )
     created_after = FilterTime(
@@ -129,10 +181,10 @@ class RunListQuerySchema(RunFilterSchema):
         validate=_id_prefix,
         metadata={"description": "the start of a run id, e.g. the 8 characters the dashboard shows"},
     )
-    idempotency_key = fields.String(validate=validate.Length(min=1, max=255))
+    idempotency_key = fields.String(validate=[validate.Length(min=1, max=KEY_LENGTH), storable])
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PAGE))
     cursor = fields.String(
-        validate=validate.Length(min=1, max=200),
+        validate=[validate.Length(min=1, max=200), storable],
         metadata={"description": "the `next_cursor` of the previous page"},
     )
 
@@ -165,6 +217,20 @@ class BulkResultSchema(Schema):
     )
 
 
+MAX_WAIT_SECONDS = 60
+
+
+class WaitQuerySchema(Schema):
+    wait = fields.Float(
+        allow_nan=False,
+        validate=validate.Range(min=0, min_inclusive=False, max=MAX_WAIT_SECONDS),
+        metadata={
+            "description": "seconds (0 < wait <= 60) to hold the answer until the run is "
+            "finished; the run's current state is returned when they run out (200 either way)"
+        },
+    )
+
+
 class StartRunSchema(Schema):
     input = fields.Dict(
         required=True,
@@ -179,7 +245,7 @@ class StartRunSchema(Schema):
 class IdempotencyHeaderSchema(Schema):
     idempotency_key = fields.String(
         data_key="Idempotency-Key",
-        validate=validate.Length(min=1, max=255),
+        validate=[validate.Length(min=1, max=KEY_LENGTH), storable],
         metadata={
             "description": "same key and same body again → 200 with the same run; "
             "same key and another body → 409"
@@ -191,12 +257,18 @@ class StepTypeSchema(Schema):
     name = fields.String(required=True)
     position = fields.Integer(required=True)
     transactional = fields.Boolean(required=True)
+    after = fields.List(fields.String(), required=True)
+    kind = fields.String(required=True)
+    signal = fields.String(allow_none=True)
+    conditional = fields.Boolean(required=True, metadata={"description": "has a when= condition"})
+    compensates = fields.String(allow_none=True)
 
 
 class WorkflowTypeSchema(Schema):
     name = fields.String(required=True)
     description = fields.String(required=True)
     steps = fields.List(fields.Nested(StepTypeSchema), required=True)
+    signals = fields.List(fields.String(), required=True)
     input_schema = fields.Dict(
         required=True, metadata={"description": "JSON Schema of the `input` a run takes"}
     )
@@ -204,6 +276,13 @@ class WorkflowTypeSchema(Schema):
 
 class WorkflowTypeListSchema(Schema):
     items = fields.List(fields.Nested(WorkflowTypeSchema), required=True)
+
+
+class SignalSchema(Schema):
+    payload = fields.Dict(
+        load_default=dict,
+        metadata={"description": "becomes the output of the step waiting for the signal"},
+    )
 
 
 class ErrorBodySchema(Schema):

@@ -29,9 +29,19 @@ def describe_workflows(registry: Registry, plugin: MarshmallowPlugin) -> list[di
             "name": workflow.name,
             "description": workflow.description,
             "steps": [
-                {"name": s.name, "position": s.position, "transactional": s.transactional}
+                {
+                    "name": s.name,
+                    "position": s.position,
+                    "transactional": s.transactional,
+                    "after": list(s.after),
+                    "kind": s.kind.value,
+                    "signal": s.signal,
+                    "conditional": s.when is not None,
+                    "compensates": s.compensates,
+                }
                 for s in workflow.steps
             ],
+            "signals": list(workflow.signals),
             "input_schema": plugin.converter.schema2jsonschema(workflow.input_schema),
         }
         for workflow in registry
@@ -42,5 +52,5 @@ def describe_workflows(registry: Registry, plugin: MarshmallowPlugin) -> list[di
 class WorkflowTypes(MethodView):
     @blp.response(200, WorkflowTypeListSchema)
     def get(self) -> dict[str, Any]:
-        """Registered workflows: their steps, in order, and the JSON Schema of their input."""
+        """Registered workflows: their step graphs, signals, and the JSON Schema of their input."""
         return {"items": current_app.extensions["stepwise_workflow_types"]}

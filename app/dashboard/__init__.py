@@ -8,13 +8,14 @@ registration, in ``flask_app.extensions["stepwise_dashboard"]``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Blueprint, Flask
 from flask.sansio.blueprints import BlueprintSetupState
 
 from app.dashboard import auth, formatting
 from app.dashboard.counts import StatusCounter
+from app.dashboard.slots import StreamSlots
 from app.settings import get_settings
 
 
@@ -23,6 +24,9 @@ class DashboardConfig:
     api_token: str | None
     flower_url: str
     counter: StatusCounter
+    # live pages (app/dashboard/live.py): open event streams, and how long each lasts
+    streams: StreamSlots = field(default_factory=lambda: StreamSlots(8))
+    stream_seconds: float = 30.0
 
 
 dashboard = Blueprint(
@@ -47,6 +51,8 @@ def _setup(state: BlueprintSetupState) -> None:
         api_token=settings.api_token or None,
         flower_url=settings.flower_url or f"http://127.0.0.1:{settings.flower_port}",
         counter=StatusCounter(manager.engine),
+        streams=StreamSlots(settings.dashboard_max_streams),
+        stream_seconds=settings.dashboard_stream_seconds,
     )
 
 
@@ -54,6 +60,6 @@ for _filter in (formatting.format_time, formatting.format_duration, formatting.p
     dashboard.add_app_template_filter(_filter)
 dashboard.before_request(auth.guard)
 
-from app.dashboard import views  # noqa: E402,F401  (routes attach to the blueprint)
+from app.dashboard import live, views  # noqa: E402,F401  (routes attach to the blueprint)
 
 __all__ = ["DashboardConfig", "dashboard"]

@@ -102,6 +102,8 @@ def csrf_token() -> str:
 def guard() -> Response | None:
     """Blueprint ``before_request``: sign-in first, then CSRF on every POST."""
     if request.endpoint not in PUBLIC_ENDPOINTS and not signed_in():
+        if request.endpoint == "dashboard.events" or request.args.get("fragment"):
+            abort(401)  # a script's request: a sign-in page would be no answer
         return redirect(url_for("dashboard.sign_in", next=request.full_path.rstrip("?")))
     if request.method == "POST":
         expected = session.get(SESSION_CSRF)

@@ -8,12 +8,15 @@ the same inputs; this module only turns form strings into JSON-ish values.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import marshmallow
 from marshmallow import fields, validate
+
+from app import json_vetting
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,38 @@ def payload_from_form(specs: list[FieldSpec], form: Mapping[str, str]) -> dict[s
             continue  # absent: the schema applies its default or says it is required
         payload[spec.key] = _convert(spec.widget, raw.strip())
     return payload
+
+
+def form_problems(specs: list[FieldSpec], form: Mapping[str, str]) -> dict[str, list[str]]:
+    """What in the form can never become a storable input, by field.
+
+    The schema judges what a value means; this catches what it cannot judge
+    and Postgres cannot store: a NUL character anywhere, a number that is not
+    finite, JSON nested too deeply or using ``NaN``/``Infinity``. Malformed
+    JSON is left to the schema, which reports it with its usual message.
+    """
+    errors: dict[str, list[str]] = {}
+    for spec in specs:
+        raw = form.get(spec.key, "").strip()
+        if "\x00" in raw:
+            errors[spec.key] = [json_vetting.NUL]
+        elif spec.widget == "number" and raw and not _finite(raw):
+            errors[spec.key] = [json_vetting.NOT_FINITE]
+        elif spec.widget == "json" and raw:
+            try:
+                json_vetting.loads(raw)
+            except json_vetting.Refused as exc:
+                errors[spec.key] = [exc.message.replace("the request body", "this JSON")]
+            except ValueError:
+                pass
+    return errors
+
+
+def _finite(raw: str) -> bool:
+    try:
+        return math.isfinite(float(raw))
+    except ValueError:
+        return True  # not a number at all: the schema says so
 
 
 def _convert(widget: str, raw: str) -> Any:

@@ -18,11 +18,13 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
+from app import json_vetting
 from app.dashboard import DashboardConfig, auth, dashboard
 from app.dashboard.bulk_views import bulk_offer
 from app.dashboard.filters import FILTER_ARGS, STATUSES, read_filters
 from app.dashboard.formatting import run_duration, time_ago
-from app.dashboard.schema_form import describe, payload_from_form
+from app.dashboard.live import render_page
+from app.dashboard.schema_form import describe, form_problems, payload_from_form
 from app.dashboard.timeline import build_timeline
 from app.engine.errors import (
     IdempotencyConflict,
@@ -32,9 +34,12 @@ from app.engine.errors import (
     UnknownWorkflow,
 )
 from app.engine.manager import WorkflowManager
+from app.engine.models import runs as runs_table
 from app.engine.states import ACTIVE_RUN_STATUSES, can_cancel, can_retry
 
 PAGE_SIZE = 50
+# the column's own limit: a longer key could never be stored, nor found
+KEY_LENGTH: int = runs_table.c.idempotency_key.type.length
 ACTIVE = frozenset(s.value for s in ACTIVE_RUN_STATUSES)
 
 
@@ -76,7 +81,7 @@ def runs() -> str | Response:
             return redirect(url_for("dashboard.run", run_id=manager.get(query)["id"]))
         except RunNotFound:
             pass
-    cursor = request.args.get("cursor") or None
+    cursor = _text_arg("cursor")
     try:
         items, next_cursor = manager.list(
             limit=PAGE_SIZE, cursor=cursor, filters=chosen.filters
@@ -93,11 +98,10 @@ def runs() -> str | Response:
     now = datetime.now(UTC)
     counts = _config().counter.counts(chosen.filters)
     status = chosen.filters.status
-    # refresh only the first page: paging through history must not move under the reader
-    live = cursor is None and (
-        any(r["status"] in ACTIVE for r in items) or any(counts[s].value for s in ACTIVE)
-    )
-    return render_template(
+    # follow only the newest page (paging through history must not move under the
+    # reader), and there even when all is quiet: a new run may start at any time
+    live = cursor is None and not query
+    return render_page(
         "runs.html",
         items=[
             {**r, "duration": run_duration(r, now), "ago": time_ago(r["created_at"], now)}
@@ -118,6 +122,12 @@ def runs() -> str | Response:
     )
 
 
+def _text_arg(name: str) -> str | None:
+    """A query-string filter, or None for one no run can match (a NUL character)."""
+    value = request.args.get(name) or None
+    return None if value is None or "\x00" in value else value
+
+
 def _is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
@@ -135,7 +145,7 @@ def run(run_id: str) -> str:
     found = manager.get(run_id)
     now = datetime.now(UTC)
     failed = [s for s in found["steps"] if s["status"] == "failed"]
-    return render_template(
+    return render_page(
         "run.html",
         run=found,
         duration=run_duration(found, now),
@@ -213,9 +223,17 @@ def start(name: str) -> Response | tuple[str, int]:
         workflow = manager.workflow(name)
     except UnknownWorkflow:
         abort(404, f"No workflow named {name!r}.")
-    payload = payload_from_form(describe(workflow.input_schema), request.form)
+    specs = describe(workflow.input_schema)
     key = request.form.get("idempotency_key", "").strip() or None
     values = {name: dict(request.form)}
+    refused = form_problems(specs, request.form)
+    if key is not None and len(key) > KEY_LENGTH:
+        refused["idempotency_key"] = [f"Longer than {KEY_LENGTH} characters."]
+    elif key is not None and "\x00" in key:
+        refused["idempotency_key"] = [json_vetting.NUL]
+    if refused:
+        return _workflow_types(name, {name: refused}, values, 422)
+    payload = payload_from_form(specs, request.form)
     try:
         result = manager.start(name, payload, idempotency_key=key)
     except InvalidInput as exc:

@@ -47,6 +47,26 @@ class IdempotencyConflict(StepwiseError):
     code = "idempotency_conflict"
 
 
+class NothingToRetry(IllegalTransition):
+    """Every step of the run is done (its last step finished after a cancel)."""
+
+    code = "nothing_to_retry"
+
+
+class RunCompensated(IllegalTransition):
+    """The run's steps were undone; resuming it would build on undone work."""
+
+    code = "run_compensated"
+
+
+class RunFinished(IllegalTransition):
+    code = "run_finished"
+
+
+class UnknownSignal(InvalidInput):
+    code = "unknown_signal"
+
+
 class StepError(StepwiseError):
     """Raised by step code to classify a failure explicitly.
 

@@ -1,22 +1,25 @@
 """``WorkflowManager``: the one owner of run state.
 
 Starting, inspecting, retrying and cancelling runs, the step protocol's
-transitions (through ``checkpoints``), the retry policy, and recovery. Every
-status change is a conditional UPDATE; nothing here reads a status, decides,
-and writes it back.
+transitions (through ``transitions`` and ``protocol``), the retry policy, and
+recovery. Every status change is a conditional UPDATE; nothing here reads a
+status, decides, and writes it back.
 
-Messages are sent through an injected ``dispatch(run_id, workflow, position)``
-callable, always *after* the transaction that made the run runnable commits;
-the recovery sweep covers a send that never happened.
+Every status write goes through ``transitions`` (one conditional statement
+each, the run row locked before its steps). Messages are sent through an
+injected ``dispatch(run_id, workflow, step_names)`` callable, always *after*
+the transaction that made those steps ready commits; the recovery sweep covers
+a send that never happened.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
@@ -26,12 +29,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
+from app.engine import transitions
 from app.engine.definition import StepDefinition, Workflow
 from app.engine.errors import (
     IdempotencyConflict,
     IllegalTransition,
     InvalidInput,
+    NothingToRetry,
+    RunCompensated,
+    RunFinished,
     RunNotFound,
+    UnknownSignal,
     structured_error,
 )
 from app.engine.models import runs, steps
@@ -39,14 +47,14 @@ from app.engine.queries import RunFilter
 from app.engine.recovery import RecoveryMixin, RecoveryReport
 from app.engine.registry import Registry
 from app.engine.retry import RetryPolicy
-from app.engine.serialize import request_hash
-from app.engine.states import RunStatus, StepStatus, run_sources
+from app.engine.serialize import find_nul, request_hash
+from app.engine.states import RunStatus, StepKind, StepStatus
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RecoveryReport", "StartResult", "WorkflowManager", "structured_error"]
 
-Dispatch = Callable[[uuid.UUID, str, int], None]
+Dispatch = Callable[[uuid.UUID, str, Sequence[str]], None]
 RunDict = dict[str, Any]
 
 MAX_PAGE = 500
@@ -60,6 +68,7 @@ RUN_COLUMNS = (
     runs.c.error,
     runs.c.idempotency_key,
     runs.c.recovery_count,
+    runs.c.forked_from,
     runs.c.created_at,
     runs.c.updated_at,
     runs.c.started_at,
@@ -75,6 +84,12 @@ STEP_COLUMNS = (
     steps.c.started_at,
     steps.c.finished_at,
     steps.c.next_attempt_at,
+    steps.c.after,
+    steps.c.kind,
+    steps.c.signal,
+    steps.c.wake_at,
+    steps.c.waiting_for,
+    steps.c.history,
 )
 
 
@@ -110,6 +125,8 @@ class WorkflowManager(RecoveryMixin):
         default_step_timeout: float = 60.0,
         recovery_grace: float = 30.0,
         recovery_limit: int = 3,
+        max_countdown: float = 900.0,
+        worker_ttl: float = 30.0,
         dispatch: Dispatch | None = None,
     ) -> None:
         self.engine = engine
@@ -118,6 +135,10 @@ class WorkflowManager(RecoveryMixin):
         self.default_step_timeout = default_step_timeout
         self.recovery_grace = recovery_grace
         self.recovery_limit = recovery_limit
+        # longest delay a broker countdown may carry (longer ones wait in Postgres)
+        self.max_countdown = max_countdown
+        # a worker not seen for this long is not counted as having its steps
+        self.worker_ttl = worker_ttl
         self._dispatch = dispatch
 
     # -- wiring ------------------------------------------------------------
@@ -125,13 +146,15 @@ class WorkflowManager(RecoveryMixin):
     def set_dispatch(self, dispatch: Dispatch) -> None:
         self._dispatch = dispatch
 
-    def send(self, run_id: uuid.UUID, workflow: str, position: int) -> bool:
-        """Send the chain from ``position``; a failed send is left to the sweep."""
+    def send(self, run_id: uuid.UUID, workflow: str, step_names: Sequence[str]) -> bool:
+        """Send these steps of the run; a failed send is left to the sweep."""
+        if not step_names:
+            return True
         if self._dispatch is None:
             log.warning("no dispatcher configured; run %s waits for the recovery sweep", run_id)
             return False
         try:
-            self._dispatch(run_id, workflow, position)
+            self._dispatch(run_id, workflow, list(step_names))
         except Exception:  # broker down: the run is recorded, the sweep will send it
             log.exception("could not send run %s; the recovery sweep will retry", run_id)
             return False
@@ -164,6 +187,12 @@ class WorkflowManager(RecoveryMixin):
                 details={"input": exc.normalized_messages()},  # type: ignore[no-untyped-call]
             ) from None
         dumped: dict[str, Any] = workflow.input_schema.dump(loaded)
+        nul = find_nul(dumped, "input")
+        if nul is not None:
+            raise InvalidInput(
+                "input holds a NUL character (\\u0000), which cannot be stored",
+                details={"input": [f"{nul}: NUL characters are not allowed"]},
+            )
         return dumped
 
     def start(
@@ -185,6 +214,8 @@ class WorkflowManager(RecoveryMixin):
         data = self.validate_input(workflow, payload)
         digest = request_hash(data) if idempotency_key is not None else None
         run_id = uuid.uuid4()
+        roots = [s.name for s in workflow.forward_steps if not s.after]
+        step_rows = step_rows_of(workflow)
         insert = (
             pg_insert(runs)
             .values(
@@ -205,19 +236,7 @@ class WorkflowManager(RecoveryMixin):
             created_at: datetime | None = c.execute(insert).scalar_one_or_none()
             if created_at is None:
                 return None
-            c.execute(
-                steps.insert(),
-                [
-                    {
-                        "run_id": run_id,
-                        "position": s.position,
-                        "name": s.name,
-                        "status": StepStatus.PENDING.value,
-                        "attempts": 0,
-                    }
-                    for s in workflow.steps
-                ],
-            )
+            c.execute(steps.insert().values([row | {"run_id": run_id} for row in step_rows]))
             return created_at
 
         if conn is not None:
@@ -234,7 +253,7 @@ class WorkflowManager(RecoveryMixin):
                 )
             return StartResult(self.get(existing["id"], conn=conn), created=False)
         if conn is None:
-            self.send(run_id, name, 0)
+            self.send(run_id, name, roots)
         # what was just written, without reading it back: the API's hot path
         run: RunDict = {
             "id": run_id,
@@ -249,10 +268,11 @@ class WorkflowManager(RecoveryMixin):
             "updated_at": created,
             "started_at": None,
             "finished_at": None,
+            "forked_from": None,
             "steps": [
                 {
-                    "name": s.name,
-                    "position": s.position,
+                    "name": row["name"],
+                    "position": row["position"],
                     "status": StepStatus.PENDING.value,
                     "attempts": 0,
                     "output": None,
@@ -260,8 +280,14 @@ class WorkflowManager(RecoveryMixin):
                     "started_at": None,
                     "finished_at": None,
                     "next_attempt_at": None,
+                    "after": row["after"],
+                    "kind": row["kind"],
+                    "signal": row["signal"],
+                    "wake_at": None,
+                    "waiting_for": None,
+                    "history": [],
                 }
-                for s in workflow.steps
+                for row in step_rows
             ],
         }
         return StartResult(run, created=True)
@@ -326,64 +352,102 @@ class WorkflowManager(RecoveryMixin):
         return rows, next_cursor
 
     def retry(self, run_id: uuid.UUID | str) -> RunDict:
-        """failed/cancelled → pending, resuming at the first step that did not succeed.
+        """failed/cancelled → pending, resuming where the run stopped.
 
         Succeeded steps keep their output and are never re-run; failed and
-        retrying steps get a fresh attempt budget. A step still running (a
-        cancelled run's last step) keeps its lease and finishes on its own.
+        retrying steps get a fresh attempt budget; the steps whose predecessors
+        are all done are sent. A step still running (a cancelled run's last
+        step) keeps its lease and finishes on its own; its checkpoint then
+        carries the run on. A run with every step done has nothing to resume
+        (409 ``nothing_to_retry``); a compensated run neither (409).
         """
         rid = _as_uuid(run_id)
         with self.engine.begin() as c:
-            row = self._transition(
-                c, rid, RunStatus.PENDING, "retry", error=None, finished_at=None, recovery_count=0
-            )
-            c.execute(
-                steps.update()
-                .where(
-                    steps.c.run_id == rid,
-                    steps.c.status.in_([StepStatus.FAILED.value, StepStatus.RETRYING.value]),
+            outcome = transitions.retry(c, rid)
+            if outcome.name is None:
+                status = c.execute(sa.select(runs.c.status).where(runs.c.id == rid)).scalar()
+                if status is None:
+                    raise RunNotFound(f"no run with id {rid}")
+                if status in ("failed", "cancelled") and outcome.compensated_steps:
+                    raise RunCompensated(
+                        "the run's steps were compensated (undone); start a new run or fork it",
+                        details={"status": status, "action": "retry"},
+                    )
+                if status in ("failed", "cancelled") and not outcome.open_steps:
+                    raise NothingToRetry(
+                        f"every step of this {status} run already finished; there is nothing "
+                        "to retry",
+                        details={"status": status, "action": "retry"},
+                    )
+                raise IllegalTransition(
+                    f"cannot retry a run that is {status}",
+                    details={"status": status, "action": "retry"},
                 )
-                .values(
-                    status=StepStatus.PENDING.value,
-                    attempts=0,
-                    error=None,
-                    next_attempt_at=None,
-                    finished_at=None,
-                )
-            )
-            first = c.execute(
-                sa.select(sa.func.min(steps.c.position)).where(
-                    steps.c.run_id == rid, steps.c.status != StepStatus.SUCCEEDED.value
-                )
-            ).scalar()
-        if first is not None:
-            self.send(rid, row.name, int(first))
+            ready = transitions.dispatch_ready(c, rid)
+        self.send(rid, outcome.name, ready)
         return self.get(rid)
 
     def cancel(self, run_id: uuid.UUID | str) -> RunDict:
         """pending/running → cancelled. A running step may finish; no later step starts."""
         rid = _as_uuid(run_id)
         with self.engine.begin() as c:
-            self._transition(c, rid, RunStatus.CANCELLED, "cancel", finished_at=sa.func.now())
+            if transitions.cancel(c, rid) is None:
+                self._raise_transition(c, rid, "cancel")
         return self.get(rid)
 
-    def _transition(
-        self, conn: Connection, run_id: uuid.UUID, target: RunStatus, action: str, **values: Any
-    ) -> sa.Row[Any]:
-        """Apply one run transition as a conditional UPDATE; zero rows is a 409 (or 404)."""
-        row = conn.execute(
-            runs.update()
-            .where(
-                runs.c.id == run_id,
-                runs.c.status.in_([s.value for s in run_sources(target)]),
+    def signal(
+        self, run_id: uuid.UUID | str, signal: str, payload: Any = None,
+        idempotency_key: str | None = None,
+    ) -> RunDict:
+        """Deliver ``signal`` to a run: stored until a step waiting for it consumes it.
+
+        Kept when no step waits yet (no lost-signal race); a delivery repeated
+        with the same idempotency key is stored once.
+        """
+        rid = _as_uuid(run_id)
+        with self.engine.connect() as c:
+            name = c.execute(sa.select(runs.c.name).where(runs.c.id == rid)).scalar()
+        if name is None:
+            raise RunNotFound(f"no run with id {rid}")
+        workflow = self.registry.find(name)
+        declared = workflow.signals if workflow is not None else ()
+        if signal not in declared:
+            raise UnknownSignal(
+                f"workflow {name!r} declares no signal {signal!r}",
+                details={"signal": signal, "declared": list(declared)},
             )
-            .values(status=target.value, updated_at=sa.func.now(), **values)
-            .returning(runs.c.name)
-        ).first()
-        if row is None:
-            self._raise_transition(conn, run_id, action)
-        assert row is not None
-        return row
+        nul = find_nul(payload, "payload")
+        if nul is not None:
+            raise InvalidInput(
+                "payload holds a NUL character (\\u0000), which cannot be stored",
+                details={"payload": [f"{nul}: NUL characters are not allowed"]},
+            )
+        with self.engine.begin() as c:
+            delivered = transitions.deliver_signal(c, rid, signal, payload, idempotency_key)
+        assert delivered is not None
+        if delivered.run_status not in ("pending", "running"):
+            raise RunFinished(
+                f"the run is {delivered.run_status}; it takes no more signals",
+                details={"status": delivered.run_status, "signal": signal},
+            )
+        self.send(rid, name, delivered.woken)
+        return self.get(rid)
+
+    def wait(self, run_id: uuid.UUID | str, timeout: float) -> RunDict:
+        """Block until the run is finished or ``timeout`` seconds pass; the run as it is then.
+
+        Woken by Postgres ``LISTEN/NOTIFY`` (``app.engine.notify``), not by polling.
+        """
+        from app.engine.notify import wait_for_run
+
+        rid = _as_uuid(run_id)
+        wait_for_run(self.engine, rid, timeout)
+        return self.get(rid)
+
+    def ready_after(self, run_id: uuid.UUID, step: str) -> builtins.list[str]:
+        """Steps made ready by ``step`` that have not started (to re-send after a redelivery)."""
+        with self.engine.connect() as c:
+            return list(c.execute(_READY_AFTER, {"run_id": run_id, "step": step}).scalars())
 
     def _raise_transition(self, conn: Connection, run_id: uuid.UUID, action: str) -> NoReturn:
         status = conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar()
@@ -402,6 +466,38 @@ class WorkflowManager(RecoveryMixin):
         counts = {s.value: 0 for s in RunStatus}
         counts.update({str(row[0]): int(row[1]) for row in rows})
         return counts
+
+
+_READY_AFTER = sa.text(
+    f"""
+    SELECT n.name FROM workflow_steps n JOIN workflow_runs r ON r.id = n.run_id
+    WHERE n.run_id = :run_id AND r.status IN ({transitions.ACTIVE}) AND r.error IS NULL
+      AND n.status = 'pending' AND n.kind <> 'compensation' AND :step = ANY(n.after)
+      AND NOT EXISTS (SELECT 1 FROM workflow_steps q
+                      WHERE q.run_id = n.run_id AND q.name = ANY(n.after)
+                        AND q.status NOT IN ({transitions.DONE}))
+    """
+).bindparams(sa.bindparam("run_id", type_=sa.Uuid))
+
+
+def step_rows_of(workflow: Workflow) -> list[dict[str, Any]]:
+    """The rows a new run gets: its own copy of the graph. Roots are marked sent."""
+    return [
+        {
+            "position": s.position,
+            "name": s.name,
+            "status": StepStatus.PENDING.value,
+            "attempts": 0,
+            "after": list(s.after),
+            "kind": s.kind.value,
+            "signal": s.signal,
+            "compensates": s.compensates,
+            "dispatched_at": (
+                sa.func.now() if not s.after and s.kind is not StepKind.COMPENSATION else None
+            ),
+        }
+        for s in workflow.steps
+    ]
 
 
 def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.engine.states import RunStatus, StepStatus
@@ -53,6 +53,7 @@ class WorkflowRun(Base):
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    forked_from: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = (
         sa.CheckConstraint(_status_check(RunStatus), name="status"),
@@ -94,13 +95,59 @@ class WorkflowStep(Base):
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     next_attempt_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # the last holder stays recorded after a checkpoint, so a checkpoint whose
+    # commit reply was lost can recognise its own success when it is re-sent
     lease_owner: Mapped[str | None] = mapped_column(sa.String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # the run's own graph: names of the steps this one waits for
+    after: Mapped[list[str]] = mapped_column(ARRAY(sa.String(200)), server_default="{}")
+    kind: Mapped[str] = mapped_column(sa.String(16), server_default="task")
+    signal: Mapped[str | None] = mapped_column(sa.String(200))
+    compensates: Mapped[str | None] = mapped_column(sa.String(200))
+    wake_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # when its message was last sent: a pending step sent long ago lost its message
+    dispatched_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    resends: Mapped[int] = mapped_column(sa.SmallInteger, server_default="0")
+    waiting_for: Mapped[str | None] = mapped_column(sa.Text)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
 
     __table_args__ = (
         sa.CheckConstraint(_status_check(StepStatus), name="status"),
         sa.CheckConstraint("attempts >= 0", name="attempts"),
+        sa.UniqueConstraint("run_id", "name", name="uq_workflow_steps_run_id"),
     )
+
+
+class WorkflowSignal(Base):
+    """A signal delivered to a run; kept until a waiting step consumes it."""
+
+    __tablename__ = "workflow_signals"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), sa.ForeignKey("workflow_runs.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(sa.String(200))
+    payload: Mapped[Any | None] = mapped_column(JSONB)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(255))
+    consumed_by: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now()
+    )
+
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "name", "idempotency_key", name="uq_workflow_signals_run_id"),
+    )
+
+
+class WorkflowWorker(Base):
+    """A live worker and the step tasks it registered (heartbeat in ``seen_at``)."""
+
+    __tablename__ = "workflow_workers"
+
+    name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    tasks: Mapped[list[str]] = mapped_column(ARRAY(sa.String(255)))
+    seen_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
 class User(Base):
@@ -123,6 +170,8 @@ class User(Base):
 runs = cast(sa.Table, WorkflowRun.__table__)
 steps = cast(sa.Table, WorkflowStep.__table__)
 users = cast(sa.Table, User.__table__)
+signals = cast(sa.Table, WorkflowSignal.__table__)
+workers = cast(sa.Table, WorkflowWorker.__table__)
 
 
 class Delivery(Base):

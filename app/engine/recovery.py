@@ -1,25 +1,36 @@
-"""Recovery: re-send runs that stopped moving, dead-letter the ones that keep
-crashing, and delete finished runs past their retention.
+"""Recovery: wake due waits, re-send steps whose message was lost, take over
+steps whose worker died, dead-letter the ones that keep crashing, finish runs
+left with nothing to do, and delete finished runs past their retention.
 
 Part of ``WorkflowManager`` (mixed in), kept apart because it is the one place
 that acts on runs nobody is currently driving.
+
+Candidates are found through partial indexes on what makes a step stuck (an
+expired lease, a retry past due, a pending step sent long ago, a wait that is
+due), never by walking healthy runs; each is handled in its own short
+transaction that locks its run with SKIP LOCKED, so concurrent sweeps split
+the work and never block a claim or a checkpoint for long.
+
+A step that no live worker has registered (a rolling deploy, a pool with other
+``WORKFLOW_MODULES``) is never failed for it: it waits, with the reason shown
+in ``waiting_for``, and is sent again once a worker that has it is seen.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
-from app.engine import checkpoints
-from app.engine.errors import RecoveryLimitExceeded, StepNotFound, structured_error
-from app.engine.models import runs, steps
+from app.engine import transitions
+from app.engine.errors import RecoveryLimitExceeded, structured_error
 from app.engine.registry import Registry
-from app.engine.states import StepStatus
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +39,122 @@ log = logging.getLogger(__name__)
 class RecoveryReport:
     resent: list[uuid.UUID] = field(default_factory=list)
     dead_lettered: list[uuid.UUID] = field(default_factory=list)
-    failed_missing_step: list[uuid.UUID] = field(default_factory=list)
+    woken: list[uuid.UUID] = field(default_factory=list)
+    finished: list[uuid.UUID] = field(default_factory=list)
+    waiting_for_worker: list[uuid.UUID] = field(default_factory=list)
+
+
+# Stuck steps, each kind through its own partial index.
+_STUCK = sa.text(
+    """
+    (SELECT s.run_id, s.name, 'lease' AS why FROM workflow_steps s
+      WHERE s.status = 'running' AND s.lease_expires_at < now()
+      ORDER BY s.lease_expires_at LIMIT :batch)
+    UNION ALL
+    (SELECT s.run_id, s.name, 'retry' FROM workflow_steps s
+      WHERE s.status = 'retrying' AND s.next_attempt_at <= now()
+        AND (s.dispatched_at IS NULL
+             OR s.next_attempt_at < now() - make_interval(secs => :grace))
+      ORDER BY s.next_attempt_at LIMIT :batch)
+    UNION ALL
+    (SELECT s.run_id, s.name, 'lost' FROM workflow_steps s
+      WHERE s.status = 'pending' AND s.dispatched_at IS NOT NULL
+        AND s.dispatched_at < now() - make_interval(secs => :grace)
+      ORDER BY s.dispatched_at LIMIT :batch)
+    """
+)
+
+# Active runs with no forward step left undone and no compensation under way:
+# only an older release could leave one; finish it from its rows.
+_STRANDED = sa.text(
+    """
+    SELECT r.id FROM workflow_runs r
+    WHERE r.status IN ('pending', 'running') AND r.error IS NULL
+      AND r.updated_at < now() - make_interval(secs => :grace)
+      AND NOT EXISTS (SELECT 1 FROM workflow_steps q
+                      WHERE q.run_id = r.id AND q.kind <> 'compensation'
+                        AND q.status NOT IN ('succeeded', 'skipped'))
+    LIMIT :batch
+    """
+)
+
+_LOCK_RUN = sa.text(
+    "SELECT name, status, recovery_count FROM workflow_runs WHERE id = :run_id "
+    "FOR NO KEY UPDATE SKIP LOCKED"
+).bindparams(sa.bindparam("run_id", type_=sa.Uuid))
+
+_STEP = sa.text(
+    """
+    SELECT status, attempts, lease_owner,
+           lease_expires_at < now() AS expired,
+           next_attempt_at <= now() AND (dispatched_at IS NULL
+               OR next_attempt_at < now() - make_interval(secs => :grace)) AS retry_due,
+           dispatched_at < now() - make_interval(secs => :grace) AS stale
+    FROM workflow_steps WHERE run_id = :run_id AND name = :step
+    """
+).bindparams(sa.bindparam("run_id", type_=sa.Uuid))
+
+_WORKER_LOST = sa.text(
+    """
+    UPDATE workflow_steps AS s
+    SET status = 'retrying', next_attempt_at = now(), lease_expires_at = NULL,
+        dispatched_at = now(), error = CAST(:error AS jsonb),
+        history = s.history || jsonb_build_array(jsonb_build_object(
+            'attempt', s.attempts, 'status', 'failed', 'error', CAST(:error AS jsonb),
+            'started_at', s.started_at, 'finished_at', now()))
+    WHERE s.run_id = :run_id AND s.name = :step AND s.status = 'running'
+      AND s.lease_expires_at < now()
+    """
+).bindparams(sa.bindparam("run_id", type_=sa.Uuid), sa.bindparam("error", type_=JSONB))
+
+# A re-send pushes the next look further out each time (grace, 2x, 4x, ... 64x),
+# so a step waiting behind a long queue is not sent again and again.
+_RESENT = sa.text(
+    """
+    UPDATE workflow_steps
+    SET dispatched_at = now() + make_interval(secs => :grace * (power(2, least(resends, 6)) - 1)),
+        resends = least(resends + 1, 100), waiting_for = CAST(:waiting_for AS text)
+    WHERE run_id = :run_id AND name = :step
+    """
+).bindparams(sa.bindparam("run_id", type_=sa.Uuid))
+
+_COUNT_RECOVERY = sa.text(
+    "UPDATE workflow_runs SET recovery_count = recovery_count + 1, updated_at = now() "
+    "WHERE id = :run_id"
+).bindparams(sa.bindparam("run_id", type_=sa.Uuid))
+
+_FINISH_STRANDED = sa.text(
+    """
+    UPDATE workflow_runs r
+    SET status = 'succeeded', finished_at = now(), updated_at = now(),
+        started_at = coalesce(r.started_at, now()),
+        output = coalesce(r.output, (SELECT coalesce(jsonb_object_agg(p.name, p.output), '{}')
+                                       FROM workflow_steps p
+                                      WHERE p.run_id = r.id AND p.status = 'succeeded'
+                                        AND p.kind <> 'compensation'))
+    WHERE r.id = :run_id AND r.status IN ('pending', 'running') AND r.error IS NULL
+      AND NOT EXISTS (SELECT 1 FROM workflow_steps q
+                      WHERE q.run_id = r.id AND q.kind <> 'compensation'
+                        AND q.status NOT IN ('succeeded', 'skipped'))
+    """
+).bindparams(sa.bindparam("run_id", type_=sa.Uuid))
+
+_HAS_WORKERS = sa.text(
+    "SELECT count(*) FROM workflow_workers WHERE seen_at > now() - make_interval(secs => :ttl)"
+)
+_LIVE_TASK = sa.text(
+    "SELECT 1 FROM workflow_workers "
+    "WHERE :task = ANY(tasks) AND seen_at > now() - make_interval(secs => :ttl) LIMIT 1"
+)
+_HEARTBEAT = sa.text(
+    """
+    INSERT INTO workflow_workers (name, tasks, seen_at) VALUES (:name, :tasks, now())
+    ON CONFLICT (name) DO UPDATE SET tasks = excluded.tasks, seen_at = now()
+    """
+)
+_FORGET_WORKERS = sa.text(
+    "DELETE FROM workflow_workers WHERE seen_at < now() - make_interval(secs => :ttl * 10)"
+)
 
 
 class RecoveryMixin:
@@ -36,129 +162,96 @@ class RecoveryMixin:
     registry: Registry
     recovery_grace: float
     recovery_limit: int
-    send: Callable[[uuid.UUID, str, int], bool]
+    worker_ttl: float
+    send: Callable[[uuid.UUID, str, Sequence[str]], bool]
 
     def recover(self, *, batch: int = 500) -> RecoveryReport:
-        """Re-send runs that stopped moving; dead-letter runs that keep crashing.
-
-        Candidates: active runs untouched for ``recovery_grace`` seconds whose
-        first unfinished step is pending, retrying and due, or running with an
-        expired lease. Rows are locked with SKIP LOCKED so concurrent sweeps
-        split the work instead of doubling it; duplicates that still happen
-        are absorbed by the claim rule.
-        """
+        """One sweep. Safe to run on every worker at once: the work is split, not doubled."""
         report = RecoveryReport()
-        to_send: list[tuple[uuid.UUID, str, int]] = []
+        to_send: list[tuple[uuid.UUID, str, list[str]]] = []
         with self.engine.begin() as c:
-            candidates = c.execute(
-                sa.text(
-                    """
-                    SELECT r.id, r.name, r.recovery_count FROM workflow_runs r
-                    WHERE r.status IN ('pending', 'running')
-                      AND r.updated_at < now() - make_interval(secs => :grace)
-                      AND NOT EXISTS (
-                          SELECT 1 FROM workflow_steps s WHERE s.run_id = r.id AND (
-                              (s.status = 'running' AND s.lease_expires_at > now())
-                           OR (s.status = 'retrying' AND s.next_attempt_at > now())))
-                    ORDER BY r.updated_at
-                    LIMIT :batch
-                    FOR UPDATE OF r SKIP LOCKED
-                    """
-                ),
-                {"grace": self.recovery_grace, "batch": batch},
-            ).all()
-            for run in candidates:
-                action = self._recover_run(c, run.id, run.name, run.recovery_count, report)
-                if action is not None:
-                    to_send.append(action)
-        for run_id, name, position in to_send:
-            self.send(run_id, name, position)
-        if report.resent or report.dead_lettered or report.failed_missing_step:
+            for run_id, workflow, step in transitions.wake_due(c, batch):
+                to_send.append((run_id, workflow, [step]))
+                report.woken.append(run_id)
+        with self.engine.connect() as c:
+            stuck = c.execute(_STUCK, {"batch": batch, "grace": self.recovery_grace}).all()
+            stranded = c.execute(_STRANDED, {"batch": batch, "grace": self.recovery_grace}).all()
+            workers_known = bool(c.execute(_HAS_WORKERS, {"ttl": self.worker_ttl}).scalar())
+        for row in stuck:
+            with self.engine.begin() as c:
+                action = self._recover_step(c, row.run_id, row.name, row.why, workers_known, report)
+            if action is not None:
+                to_send.append(action)
+        for row in stranded:
+            with self.engine.begin() as c:
+                if c.execute(_FINISH_STRANDED, {"run_id": row.id}).rowcount:
+                    report.finished.append(row.id)
+        for run_id, workflow, steps in to_send:
+            self.send(run_id, workflow, steps)
+        if report.resent or report.dead_lettered or report.finished or report.waiting_for_worker:
             log.warning(
-                "recovery sweep: resent=%d dead_lettered=%d missing_step=%d",
-                len(report.resent),
-                len(report.dead_lettered),
-                len(report.failed_missing_step),
+                "recovery sweep: resent=%d dead_lettered=%d finished=%d waiting_for_worker=%d",
+                len(report.resent), len(report.dead_lettered), len(report.finished),
+                len(report.waiting_for_worker),
             )
         return report
 
-    def _recover_run(
+    def _recover_step(
         self,
         c: Connection,
         run_id: uuid.UUID,
-        name: str,
-        recovery_count: int,
+        step: str,
+        why: str,
+        workers_known: bool,
         report: RecoveryReport,
-    ) -> tuple[uuid.UUID, str, int] | None:
-        first = c.execute(
-            sa.select(
-                steps.c.position,
-                steps.c.name,
-                steps.c.status,
-                steps.c.attempts,
-                (steps.c.lease_expires_at < sa.func.now()).label("expired"),
-            )
-            .where(steps.c.run_id == run_id, steps.c.status != StepStatus.SUCCEEDED.value)
-            .order_by(steps.c.position)
-            .limit(1)
-        ).first()
-        if first is None:
-            return None  # every step succeeded; the last checkpoint finishes the run
-        workflow = self.registry.find(name)
-        definition = workflow.step_at(first.position) if workflow else None
-        if definition is None or definition.name != first.name:
-            exc = StepNotFound(
-                f"workflow {name!r} has no step {first.name!r} at position {first.position} "
-                "in the deployed code; the run cannot continue"
-            )
-            checkpoints.fail(
-                c, run_id, first.position, None,
-                structured_error(exc, step=first.name, attempt=first.attempts, retryable=False),
-            )
-            report.failed_missing_step.append(run_id)
+    ) -> tuple[uuid.UUID, str, list[str]] | None:
+        run = c.execute(_LOCK_RUN, {"run_id": run_id}).first()
+        if run is None or run.status not in ("pending", "running"):
+            return None  # another sweep (or a claim) holds it, or it is finished
+        state = c.execute(_STEP, {"run_id": run_id, "step": step, "grace": self.recovery_grace}).first()
+        if state is None:
             return None
-        if first.status == StepStatus.RUNNING.value:
+        if why == "lease" and not (state.status == "running" and state.expired):
+            return None
+        if why == "retry" and not (state.status == "retrying" and state.retry_due):
+            return None
+        if why == "lost" and not (state.status == "pending" and state.stale):
+            return None
+        task = f"{run.name}.{step}"
+        if workers_known and c.execute(_LIVE_TASK, {"task": task, "ttl": self.worker_ttl}).first() is None:
+            reason = (
+                f"a worker that has step {task!r}: no live worker registered it "
+                "(deploy it, or add its module to WORKFLOW_MODULES)"
+            )
+            c.execute(_RESENT, {"run_id": run_id, "step": step, "grace": self.recovery_grace,
+                                "waiting_for": reason})
+            report.waiting_for_worker.append(run_id)
+            return None
+        if why == "lease":
             # its lease expired: the worker died, was killed, or hung past its limit
-            if recovery_count >= self.recovery_limit:
-                self._dead_letter(
-                    c, run_id, first.position, first.name, first.attempts, recovery_count, None
+            if run.recovery_count >= self.recovery_limit:
+                advance = self._dead_letter(
+                    c, run_id, step, state.attempts, run.recovery_count, None
                 )
                 report.dead_lettered.append(run_id)
-                return None
-            c.execute(
-                steps.update()
-                .where(
-                    steps.c.run_id == run_id,
-                    steps.c.position == first.position,
-                    steps.c.status == StepStatus.RUNNING.value,
-                )
-                .values(
-                    status=StepStatus.RETRYING.value,
-                    next_attempt_at=sa.func.now(),
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    error={
-                        "type": "WorkerLost",
-                        "message": "the step's lease expired before it finished",
-                        "step": first.name,
-                        "attempt": first.attempts,
-                        "retryable": True,
-                    },
-                )
-            )
-            recovery_count += 1
-        elif first.status == StepStatus.FAILED.value:
-            return None
-        c.execute(
-            runs.update()
-            .where(runs.c.id == run_id)
-            .values(recovery_count=recovery_count, updated_at=sa.func.now())
-        )
+                # compensations of the steps it followed, if any
+                return (run_id, str(run.name), advance.send) if advance and advance.send else None
+            error = {
+                "type": "WorkerLost",
+                "message": "the step's lease expired before it finished",
+                "step": step,
+                "attempt": state.attempts,
+                "retryable": True,
+            }
+            c.execute(_WORKER_LOST, {"run_id": run_id, "step": step, "error": error})
+            c.execute(_COUNT_RECOVERY, {"run_id": run_id})
+        c.execute(_RESENT, {"run_id": run_id, "step": step, "grace": self.recovery_grace,
+                            "waiting_for": None})
         report.resent.append(run_id)
-        return run_id, name, int(first.position)
+        return run_id, str(run.name), [step]
 
     def take_over_dead_lease(
-        self, run_id: uuid.UUID, position: int, step_name: str, holder: str, attempt: int
+        self, run_id: uuid.UUID, step: str, holder: str, attempt: int
     ) -> bool:
         """A step's lease holder is known dead: end its lease so the step can be claimed.
 
@@ -168,37 +261,56 @@ class RecoveryMixin:
         """
         with self.engine.begin() as c:
             count = c.execute(
-                sa.select(runs.c.recovery_count).where(runs.c.id == run_id).with_for_update()
+                sa.text(
+                    "SELECT recovery_count FROM workflow_runs WHERE id = :run_id FOR NO KEY UPDATE"
+                ).bindparams(sa.bindparam("run_id", type_=sa.Uuid)),
+                {"run_id": run_id},
             ).scalar()
             if count is None:
                 return False
             if count >= self.recovery_limit:
-                self._dead_letter(c, run_id, position, step_name, attempt, count, holder)
+                self._dead_letter(c, run_id, step, attempt, count, holder)
                 return False
-            return checkpoints.expire_lease(c, run_id, position, holder)
+            return transitions.expire_lease(c, run_id, step, holder)
 
     def _dead_letter(
         self,
         conn: Connection,
         run_id: uuid.UUID,
-        position: int,
-        step_name: str,
+        step: str,
         attempt: int,
         recoveries: int,
         holder: str | None,
-    ) -> None:
+    ) -> transitions.Advance | None:
         """Fail a step (and its run) that keeps losing its worker: a dead letter."""
         exc = RecoveryLimitExceeded(
-            f"step {step_name!r} lost its worker {recoveries + 1} times (crash, kill or "
+            f"step {step!r} lost its worker {recoveries + 1} times (crash, kill or "
             f"expired lease); giving up after the recovery limit of {self.recovery_limit}"
         )
-        checkpoints.fail(
-            conn, run_id, position, holder,
-            structured_error(exc, step=step_name, attempt=attempt, retryable=False),
+        return transitions.fail(
+            conn, run_id, step, holder,
+            structured_error(exc, step=step, attempt=attempt, retryable=False),
         )
 
+    # -- workers -------------------------------------------------------------
+
+    def heartbeat(self, name: str, tasks: Sequence[str]) -> None:
+        """Record that worker ``name`` is alive and which step tasks it has."""
+        with self.engine.begin() as c:
+            c.execute(_HEARTBEAT, {"name": name, "tasks": list(tasks)})
+            c.execute(_FORGET_WORKERS, {"ttl": self.worker_ttl})
+
+    def forget_worker(self, name: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.text("DELETE FROM workflow_workers WHERE name = :name"), {"name": name})
+
+    # -- retention -------------------------------------------------------------
+
     def cleanup(self, retention_seconds: float, *, batch: int = 1000) -> int:
-        """Delete finished runs older than the retention, a batch per transaction."""
+        """Delete finished runs older than the retention, a batch per transaction.
+
+        Steps, their history, signals and delivery records go with their run.
+        """
         total = 0
         while True:
             with self.engine.begin() as c:
@@ -219,3 +331,13 @@ class RecoveryMixin:
             total += deleted
             if deleted < batch:
                 return total
+
+
+def describe(report: RecoveryReport) -> dict[str, Any]:
+    return {
+        "resent": len(report.resent),
+        "dead_lettered": len(report.dead_lettered),
+        "woken": len(report.woken),
+        "finished": len(report.finished),
+        "waiting_for_worker": len(report.waiting_for_worker),
+    }

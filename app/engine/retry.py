@@ -7,6 +7,7 @@ workflow and a step may each override it (``RetryPolicy.merged``).
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -101,9 +102,17 @@ class RetryPolicy:
     def delay_for(
         self, attempt: int, exc: BaseException, rng: RandomSource | None = None
     ) -> float:
-        """The delay before the next attempt, honouring a server's ``retry_after``."""
+        """The delay before the next attempt, honouring a server's ``retry_after``
+        up to ``max_delay`` and never beyond: a hostile or broken ``Retry-After``
+        (``99999999``, ``inf``, ``1e20``) must not park a step for years.
+        """
         computed = self.next_delay(attempt, rng)
         retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, int | float) and retry_after > computed:
-            return float(retry_after)
+        if (
+            isinstance(retry_after, int | float)
+            and not isinstance(retry_after, bool)
+            and not math.isnan(retry_after)
+            and retry_after > computed
+        ):
+            return min(float(retry_after), max(self.max_delay, computed))
         return computed

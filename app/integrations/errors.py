@@ -14,6 +14,7 @@ and webhook paths never leave the worker.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -122,6 +123,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):  # "inf", "nan", "1e999": not a delay anyone meant
+        return None
     return max(0.0, seconds)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.engine import StepContext, Workflow
 from app.engine.models import users
 from app.integrations.chat import notifier
+from app.integrations.deliveries import deliver_once
 from app.settings import get_settings
 
 WINDOW = timedelta(hours=24)
@@ -60,5 +61,13 @@ def notify_team(ctx: StepContext) -> dict[str, Any]:
     text = (
         f"Signups from {counts['since']} to {counts['until']}: {counts['total']} ({plans})"
     )
-    notifier(get_settings()).notify(text, idempotency_key=ctx.idempotency_key)
-    return {"notified": True, "text": text}
+    chat = notifier(get_settings())
+    # a redelivery (or a retry after the post was accepted) must not post twice
+    delivery = deliver_once(
+        run_id=ctx.run_id,
+        idempotency_key=ctx.idempotency_key,
+        channel="chat",
+        provider=chat.name,
+        send=lambda: chat.notify(text, idempotency_key=ctx.idempotency_key),
+    )
+    return {"notified": True, "text": text, "replayed": delivery.replayed}

@@ -79,7 +79,7 @@ def start(client: FlaskClient, name: str, payload: Any, *, key: str | None = Non
     return client.post(f"/api/v1/workflows/{name}", json={"input": payload}, headers=headers)
 
 
-# the JSON fields of DESIGN §5: a run, and each of its steps
+# the JSON fields of DESIGN §5 and the additions of §10: a run, and each of its steps
 RUN_KEYS = {
     "id",
     "name",
@@ -87,6 +87,9 @@ RUN_KEYS = {
     "input",
     "output",
     "error",
+    "idempotency_key",
+    "recovery_count",
+    "forked_from",
     "created_at",
     "started_at",
     "finished_at",
@@ -101,6 +104,13 @@ STEP_KEYS = {
     "error",
     "started_at",
     "finished_at",
+    "next_attempt_at",
+    "after",
+    "kind",
+    "signal",
+    "wake_at",
+    "waiting_for",
+    "history",
 }
 
 

@@ -62,6 +62,8 @@ def test_recovery_bench_recovers_every_run_after_a_kill() -> None:
     assert result["recovery_s"] > 0
 
 
-def test_protocol_bench_compares_the_previous_and_current_hot_path() -> None:
+def test_protocol_bench_reports_the_hot_path_per_step() -> None:
     result = run_bench("protocol")
-    assert set(result["median_ms_per_step_by_round"]) == {"previous", "current"}
+    rounds = result["median_ms_per_step_by_round"]
+    assert set(rounds) == {"current"}
+    assert all(ms > 0 for ms in rounds["current"])

@@ -98,6 +98,17 @@ def at(driver, url_test) -> bool:
     return bool(url_test(driver.current_url)) and state == "complete"
 
 
+def settled(driver) -> None:
+    """A live page swaps its region once right after loading (catching up on what
+    changed before its stream opened): wait for that before touching elements."""
+
+    def done() -> bool:
+        state = read(driver, lambda: driver.execute_script("return window.stepwiseLive")) or {}
+        return state.get("mode") not in ("stream", "poll") or state.get("refreshes", 0) >= 1
+
+    wait_for(done, timeout=10, what="the live page's first refresh")
+
+
 def has(driver, css: str) -> bool:
     return bool(driver.find_elements(By.CSS_SELECTOR, css))
 
@@ -255,20 +266,24 @@ def test_runs_list_filters_searches_and_opens_runs(page, live_server, manager, s
 
     def failed_count() -> str:  # counts are cached for a few seconds: reload until fresh
         page.get(f"{live_server.url}/")
+        settled(page)
         return page.find_element(By.CSS_SELECTOR, '[data-count-for="failed"] .count').text
 
     wait_for(lambda: failed_count() != "0", what="the failed run to be counted")
-    assert page.find_element(By.ID, "live").get_attribute("data-live") == "false"
+    # the newest page follows runs even when all are finished (a new one may start)
+    assert page.find_element(By.ID, "live").get_attribute("data-live") == "true"
     shoot(page, screenshot_dir, "runs")
     assert has(page, f'tr[data-run-id="{failed["id"]}"]')
 
     page.find_element(By.CSS_SELECTOR, '.status-tabs a[data-count-for="failed"]').click()
     wait_for(lambda: at(page, lambda u: "status=failed" in u), what="the failed filter")
+    settled(page)
     badges = {b.text for b in page.find_elements(By.CSS_SELECTOR, ".runs-table .badge")}
     assert badges == {"failed"}
 
     Select(page.find_element(By.ID, "workflow")).select_by_value("gated")
     wait_for(lambda: at(page, lambda u: "workflow=gated" in u), what="the workflow filter")
+    settled(page)
     assert not has(page, f'tr[data-run-id="{failed["id"]}"]')
 
     search = page.find_element(By.ID, "q")

@@ -232,3 +232,20 @@ def test_two_concurrent_retries_exactly_one_wins(manager, worker, round_):
     assert len(wins) == 1 and len(losses) == 3
     assert wait_status(manager, run_id, "succeeded")["status"] == "succeeded"
     assert executions(run_id, "needs_fix") == 2
+
+
+def test_step_outputs_stay_out_of_celerys_results_and_events(manager, worker):
+    """Issue 12 item 14: the task's return value (logged, and sent in task events to
+    Flower) carried every output: emails, user ids, customer ids."""
+    email = f"secret-{uuid.uuid4().hex[:8]}@example.com"
+    run_id = manager.start("signup", {"email": email, "name": "Quiet", "plan": "free"}).run["id"]
+    run = wait_status(manager, run_id, "succeeded", "failed")
+    assert run["status"] == "succeeded"
+    assert run["output"]["create_user"]["email"] == email  # Postgres has it
+    succeeded = [
+        line for line in worker.output().splitlines()
+        if str(run_id) in line and "succeeded in" in line
+    ]
+    assert len(succeeded) == 4
+    assert all("s: None" in line for line in succeeded)  # what the event carries as result
+    assert not any(email in line for line in succeeded)

@@ -23,12 +23,12 @@ from app.engine.models import runs, steps
 
 class Recorder:
     def __init__(self) -> None:
-        self.sent: list[tuple[uuid.UUID, str, int]] = []
+        self.sent: list[tuple[uuid.UUID, str, str]] = []
         self.lock = threading.Lock()
 
-    def __call__(self, run_id: uuid.UUID, workflow: str, position: int) -> None:
+    def __call__(self, run_id: uuid.UUID, workflow: str, names: list[str]) -> None:
         with self.lock:
-            self.sent.append((run_id, workflow, position))
+            self.sent.extend((run_id, workflow, name) for name in names)
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_start_records_run_and_steps_then_sends_once(mgr, recorder):
     assert [s["name"] for s in run["steps"]] == [
         "create_user", "provision_plan", "send_welcome_email", "notify_team"
     ]
-    assert recorder.sent == [(run["id"], "signup", 0)]
+    assert recorder.sent == [(run["id"], "signup", "create_user")]
 
 
 def test_invalid_input_names_each_bad_field_and_records_nothing(mgr, recorder, engine):
@@ -179,15 +179,21 @@ def test_retry_of_a_cancelled_run_resumes_at_its_first_unfinished_step(mgr, reco
     recorder.sent.clear()
     run = mgr.retry(run_id)
     assert run["status"] == "pending"
-    assert recorder.sent == [(run_id, "flaky", 1)]
+    assert recorder.sent == [(run_id, "flaky", "call_api")]
 
 
 def _age(engine, run_id, seconds: float) -> None:
+    """As if the run's ready steps had been sent ``seconds`` ago."""
     with engine.begin() as c:
         c.execute(
             runs.update()
             .where(runs.c.id == run_id)
             .values(updated_at=sa.func.now() - timedelta(seconds=seconds))
+        )
+        c.execute(
+            steps.update()
+            .where(steps.c.run_id == run_id, steps.c.dispatched_at.is_not(None))
+            .values(dispatched_at=sa.func.now() - timedelta(seconds=seconds))
         )
 
 
@@ -195,51 +201,75 @@ def test_recovery_resends_a_run_whose_send_was_lost(mgr, recorder, engine):
     silent = WorkflowManager(mgr.engine, mgr.registry, dispatch=None)
     run_id = silent.start("flaky", {}).run["id"]
     _age(engine, run_id, 60)
+    mgr.recovery_grace = 30
     report = mgr.recover()
     assert run_id in report.resent
-    assert (run_id, "flaky", 0) in recorder.sent
-    # a second sweep right after does not send it again (updated_at moved)
+    assert (run_id, "flaky", "prepare") in recorder.sent
+    # a second sweep right after does not send it again (its send time moved)
     recorder.sent.clear()
-    mgr.recovery_grace = 30
     assert run_id not in mgr.recover().resent
 
 
-def test_recovery_fails_a_run_whose_step_no_longer_exists(mgr, engine):
-    """After a deploy that removed a step, the run fails clearly instead of hanging."""
+def _stale_run(engine, name: str, step: str, *, done: str | None = None) -> uuid.UUID:
+    """A run whose next step's message went out five minutes ago and never ran."""
     run_id = uuid.uuid4()
+    old = sa.func.now() - timedelta(minutes=5)
     with engine.begin() as c:
         c.execute(runs.insert().values(
-            id=run_id, name="flaky", status="running", input={}, created_at=sa.func.now(),
-            updated_at=sa.func.now() - timedelta(minutes=5),
+            id=run_id, name=name, status="running", input={}, created_at=old, updated_at=old,
         ))
-        c.execute(steps.insert(), [
-            {"run_id": run_id, "position": 0, "name": "prepare", "status": "succeeded",
-             "attempts": 1},
-            {"run_id": run_id, "position": 1, "name": "renamed_away", "status": "pending",
-             "attempts": 0},
-        ])
+        rows = []
+        if done:
+            rows.append({"run_id": run_id, "position": 0, "name": done, "status": "succeeded",
+                         "attempts": 1, "after": [], "dispatched_at": None})
+        rows.append({"run_id": run_id, "position": len(rows), "name": step, "status": "pending",
+                     "attempts": 0, "after": [done] if done else [], "dispatched_at": old})
+        c.execute(steps.insert().values(rows))
+    return run_id
+
+
+def _only_worker_has(engine, tasks: list[str]) -> None:
+    with engine.begin() as c:
+        c.execute(sa.text("DELETE FROM workflow_workers"))
+        c.execute(sa.text(
+            "INSERT INTO workflow_workers (name, tasks, seen_at) VALUES ('w@test:1', :t, now())"
+        ), {"t": tasks})
+
+
+def test_a_step_no_live_worker_has_waits_visibly_and_is_never_failed(mgr, engine, recorder):
+    """Rolling deploy: the live workers lack the step; the run waits, with the reason."""
+    run_id = _stale_run(engine, "flaky", "added_in_v2", done="prepare")
+    _only_worker_has(engine, ["flaky.prepare", "flaky.charge"])
+    try:
+        report = mgr.recover()
+        assert run_id in report.waiting_for_worker and run_id not in report.resent
+        run = mgr.get(run_id)
+        assert run["status"] == "running"
+        step = run["steps"][1]
+        assert step["status"] == "pending"
+        assert "flaky.added_in_v2" in step["waiting_for"]
+        assert [sent for sent in recorder.sent if sent[0] == run_id] == []
+        # the new code arrives: a worker that has the step is seen, and it is sent
+        _only_worker_has(engine, ["flaky.prepare", "flaky.added_in_v2"])
+        with engine.begin() as c:
+            c.execute(steps.update().where(steps.c.run_id == run_id, steps.c.name == "added_in_v2")
+                      .values(dispatched_at=sa.func.now() - timedelta(minutes=5)))
+        assert run_id in mgr.recover().resent
+        assert (run_id, "flaky", "added_in_v2") in recorder.sent
+        assert mgr.get(run_id)["steps"][1]["waiting_for"] is None
+    finally:
+        with engine.begin() as c:
+            c.execute(sa.text("DELETE FROM workflow_workers"))
+
+
+def test_a_run_of_a_workflow_this_process_lacks_is_resent_by_name_not_failed(mgr, engine, recorder):
+    run_id = _stale_run(engine, "retired", "only")
+    with engine.begin() as c:
+        c.execute(sa.text("DELETE FROM workflow_workers"))
     report = mgr.recover()
-    assert run_id in report.failed_missing_step
-    run = mgr.get(run_id)
-    assert run["status"] == "failed"
-    assert run["error"]["type"] == "StepNotFound"
-    assert "no step 'renamed_away' at position 1" in run["error"]["message"]
-
-
-def test_recovery_fails_a_run_of_a_workflow_that_no_longer_exists(mgr, engine):
-    run_id = uuid.uuid4()
-    with engine.begin() as c:
-        c.execute(runs.insert().values(
-            id=run_id, name="retired", status="pending", input={}, created_at=sa.func.now(),
-            updated_at=sa.func.now() - timedelta(minutes=5),
-        ))
-        c.execute(steps.insert().values(
-            run_id=run_id, position=0, name="only", status="pending", attempts=0
-        ))
-    mgr.recover()
-    run = mgr.get(run_id)
-    assert run["status"] == "failed" and run["error"]["type"] == "StepNotFound"
-    assert "workflow 'retired'" in run["error"]["message"]
+    assert run_id in report.resent
+    assert (run_id, "retired", "only") in recorder.sent
+    assert mgr.get(run_id)["status"] == "running"
 
 
 def test_cleanup_deletes_only_finished_runs_past_retention(mgr, engine):

@@ -19,11 +19,20 @@ def test_cancel_is_allowed_only_while_active() -> None:
     assert [s for s in RunStatus if can_cancel(s)] == [RunStatus.PENDING, RunStatus.RUNNING]
 
 
-def test_succeeded_is_final_for_runs_and_steps() -> None:
+def test_succeeded_is_final_for_runs_and_only_compensation_undoes_a_step() -> None:
     assert RUN_TRANSITIONS[RunStatus.SUCCEEDED] == frozenset()
-    assert STEP_TRANSITIONS[StepStatus.SUCCEEDED] == frozenset()
+    assert STEP_TRANSITIONS[StepStatus.SUCCEEDED] == {StepStatus.COMPENSATED}
+    assert STEP_TRANSITIONS[StepStatus.COMPENSATED] == frozenset()
+    assert STEP_TRANSITIONS[StepStatus.SKIPPED] == frozenset()
     assert not any(RunStatus.SUCCEEDED in run_sources(t) for t in RunStatus)
-    assert not any(StepStatus.SUCCEEDED in step_sources(t) for t in StepStatus)
+    assert [t for t in StepStatus if StepStatus.SUCCEEDED in step_sources(t)] == [
+        StepStatus.COMPENSATED
+    ]
+
+
+def test_a_wait_is_left_only_by_waking_up() -> None:
+    assert STEP_TRANSITIONS[StepStatus.WAITING] == {StepStatus.PENDING}
+    assert StepStatus.WAITING in STEP_TRANSITIONS[StepStatus.RUNNING]
 
 
 def test_a_step_is_claimed_from_pending_retrying_or_an_expired_run() -> None:
@@ -36,4 +45,6 @@ def test_a_step_is_claimed_from_pending_retrying_or_an_expired_run() -> None:
 
 def test_statuses_are_the_contract_words() -> None:
     assert [s.value for s in RunStatus] == ["pending", "running", "succeeded", "failed", "cancelled"]
-    assert [s.value for s in StepStatus] == ["pending", "running", "retrying", "succeeded", "failed"]
+    assert [s.value for s in StepStatus] == [
+        "pending", "running", "retrying", "succeeded", "failed", "waiting", "skipped", "compensated"
+    ]

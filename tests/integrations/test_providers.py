@@ -117,22 +117,27 @@ def test_stripe_invalid_request_is_not_retryable(stripe_api):
 
 
 @pytest.mark.parametrize(
-    ("path", "field", "status"),
-    [("/services/T0/B0/secret", "text", 200), ("/api/webhooks/123/secret", "content", 204)],
+    ("path", "extra"),
+    [
+        ("/services/T0/B0/secret", {}),
+        ("/api/webhooks/123/secret", {"allowed_mentions": {"parse": []}}),
+    ],
 )
-def test_chat_webhooks_get_the_body_their_service_expects(webhook, path, field, status):
+def test_chat_webhooks_get_the_body_their_service_expects(webhook, path, extra):
     t = token()
     settings = Settings(notify_webhook_url=webhook.url + path)
     notifier(settings).notify(f"New signup {t}", idempotency_key=t)
     [seen] = webhook.requests(t)
     assert seen.path == path
-    assert seen.json() == {field: f"New signup {t}"}
+    field = "content" if extra else "text"
+    assert seen.json() == {field: f"New signup {t}", **extra}
 
 
 def test_webhook_format_setting_overrides_the_url():
     assert webhook_format("https://chat.example/hooks/abc", "discord") == "discord"
     assert webhook_format("https://discord.com/api/webhooks/1/x") == "discord"
     assert webhook_format("https://hooks.slack.com/services/T/B/x") == "slack"
+    assert webhook_format("https://discord.com/api/webhooks/1/x/slack") == "slack"
 
 
 def test_chat_rejection_hides_the_webhook_path(webhook):

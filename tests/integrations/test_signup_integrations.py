@@ -89,7 +89,8 @@ def test_pro_signup_creates_one_stripe_customer_sends_one_email_and_one_post(
 
     [post] = webhook.requests(token)
     assert post.path == WEBHOOK_PATH
-    assert post.json() == {"text": f"New signup: Ada {token} <{email}> (pro)"}
+    # Slack's escaping: the address shows in angle brackets, not as Slack markup
+    assert post.json() == {"text": f"New signup: Ada {token} &lt;{email}&gt; (pro)"}
     assert deliveries(engine, run_id) == [("chat", "slack"), ("email", "sendgrid")]
 
 

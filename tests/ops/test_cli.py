@@ -70,7 +70,8 @@ def test_recover_resends_a_run_that_was_never_sent(runner, manager, ops_worker, 
     run_id = str(build_manager(get_settings(), dispatch=None).start("flaky", {}).run["id"])
     with engine.begin() as c:  # older than the recovery grace, as after an outage
         c.exec_driver_sql(
-            "UPDATE workflow_runs SET updated_at = now() - interval '1 minute' WHERE id = %s",
+            "UPDATE workflow_steps SET dispatched_at = now() - interval '1 minute' "
+            "WHERE run_id = %s AND dispatched_at IS NOT NULL",
             (run_id,),
         )
     recovered = runner.invoke(args=["workflows", "recover"])

@@ -61,3 +61,33 @@ def test_digest_counts_the_24_hours_before_its_slot_and_notifies_the_team(
         timeout=10,
         what="the team notification",
     )
+
+
+def test_a_redelivered_digest_notification_posts_once(engine, webhook):
+    """Issue 12 item 10: the digest's post went through the delivery guard only in signup."""
+    from app.engine import StepContext
+    from app.settings import get_settings, set_settings
+    from app.workflows.signup_digest import notify_team
+
+    run_id = uuid.uuid4()
+    with engine.begin() as c:
+        c.execute(sa.text(
+            "INSERT INTO workflow_runs (id, name, status, input, created_at, updated_at) "
+            "VALUES (:id, 'signup_digest', 'running', '{}', now(), now())"
+        ), {"id": run_id})
+    tag = uuid.uuid4().hex[:8]
+    ctx = StepContext(
+        run_id=run_id, workflow="signup_digest", step="notify_team", position=1, attempt=1,
+        input={}, outputs={"count_signups": {
+            "since": f"from-{tag}", "until": "b", "total": 0, "by_plan": {}
+        }},
+    )
+    before = get_settings()
+    set_settings(before.override(notify_webhook_url=f"{webhook.url}/hooks/digest"))
+    try:
+        first = notify_team(ctx)
+        again = notify_team(ctx)  # the worker died before the checkpoint: the step runs again
+    finally:
+        set_settings(before)
+    assert len(webhook.requests(tag)) == 1
+    assert (first["replayed"], again["replayed"]) == (False, True)

@@ -138,7 +138,7 @@ def test_the_soft_limit_is_recognised_when_a_client_library_wraps_it():
     from celery.exceptions import SoftTimeLimitExceeded
 
     from app.integrations.errors import IntegrationUnavailable
-    from workers.steps import soft_limit_behind
+    from app.engine.protocol import soft_limit_behind
 
     def wrapped() -> None:
         try:

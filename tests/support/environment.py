@@ -70,6 +70,8 @@ TEST_ENV = {
             "examples.orders",
             "tests.support.workflows",
             "tests.support.custom_workflow",
+            "tests.support.graph_workflows",
+            "app.workflows.onboarding",
         ]
     ),
     "WORKFLOW_STEP_TIMEOUT": "4",
@@ -79,4 +81,7 @@ TEST_ENV = {
     "WORKFLOW_RECOVERY_LIMIT": "2",
     "LOG_FORMAT": "json",
     "LOG_LEVEL": "info",
+    "ONBOARDING_REMINDER_AFTER": "2",
+    "ONBOARDING_VERIFY_TIMEOUT": "4",
+    "ONBOARDING_FOLLOWUP_AFTER": "1",
 }

@@ -55,12 +55,13 @@ class FakeStripe(FakeHTTPServer):
 
 
 class FakeWebhook(FakeHTTPServer):
-    """Slack answers ``200 ok``; Discord (``/api/webhooks/...``) answers ``204``."""
+    """Slack answers ``200 ok``; Discord (``/api/webhooks/...``) answers ``204``, and its
+    Slack-compatible endpoint (``/api/webhooks/.../slack``) ``200 ok`` as Slack does."""
 
     def respond(self, seen: Seen) -> Reply:
         if seen.method != "POST":
             return Reply(405, "method not allowed")
-        if seen.path.startswith("/api/webhooks/"):
+        if seen.path.startswith("/api/webhooks/") and not seen.path.endswith("/slack"):
             return Reply(204, b"")
         return Reply(200, "ok")
 

@@ -1,0 +1,136 @@
+"""Celery as the carrier: its settings, the queues, and sending steps.
+
+The engine decides in Postgres which steps are ready; this module only
+carries them. It builds no worker: the web process sends through a bare
+client app (``client_app``), the worker through its own app, both with the
+same settings and routes.
+
+Every step task has a queue of its own, ``stepwise.<workflow>.<step>``, and a
+worker consumes exactly the queues of the steps it registered. So a worker
+that lacks a workflow or a step (a rolling deploy, a pool with other
+``WORKFLOW_MODULES``) never receives, discards or fails its messages; they
+wait in the broker for a worker that has it. Periodic control work (the
+sweep, clean-up, scheduled starts) has its own queue, ``stepwise.control``,
+so it never waits behind a backlog of steps.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, chain
+
+from app.engine.registry import Registry
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+# Beat's own state lives out of the repo root (ignored ``var/``).
+STATE_DIR = ROOT / "var"
+
+CONTROL_QUEUE = "stepwise.control"
+CONTROL_PREFIX = "stepwise."
+
+
+def step_queue(task_name: str) -> str:
+    return f"stepwise.{task_name}"
+
+
+def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_: Any) -> Any:
+    """Celery router: control tasks to the control queue, each known step to its own queue.
+
+    Dispatch names its queue itself; this covers ``send_task`` by name (tests,
+    operators) for the workflows this process knows. Anything else keeps
+    Celery's default queue.
+    """
+    if name.startswith(CONTROL_PREFIX):
+        return {"queue": CONTROL_QUEUE}
+    from app.engine.registry import registry
+
+    workflow, _, step = name.partition(".")
+    found = registry.find(workflow)
+    if found is not None and found.find_step(step) is not None:
+        return {"queue": step_queue(name)}
+    return None
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings that do not lose work (STYLE §5), derived from ``Settings``."""
+    return {
+        "broker_url": settings.celery_broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "visibility_timeout": settings.celery_visibility_timeout,
+            "socket_connect_timeout": 5,
+            "socket_timeout": 30,
+        },
+        "broker_heartbeat": 10,
+        "task_publish_retry_policy": {
+            "max_retries": 3,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 1,
+        },
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "event_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_routes": (route_task,),
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "enable_utc": True,
+        "timezone": "UTC",
+        "beat_schedule_filename": str(STATE_DIR / "celerybeat-schedule"),
+    }
+
+
+_clients: dict[int, Celery] = {}
+
+
+def client_app(settings: Settings) -> Celery:
+    """A Celery app that only sends (the web process, the CLI): no tasks, no signals."""
+    found = _clients.get(id(settings))
+    if found is None:
+        found = Celery("stepwise-client")
+        found.conf.update(celery_config(settings))
+        _clients.clear()
+        _clients[id(settings)] = found
+    return found
+
+
+def make_dispatch(celery_app: Celery, registry: Registry) -> Any:
+    """``dispatch(run_id, workflow, steps)`` for the manager.
+
+    Each ready step is sent with its straight continuation as a Celery chain
+    (the steps after it that wait for it alone), so a linear workflow is one
+    chain, as in plain Celery; the engine still decides every hop in Postgres
+    and the worker follows the chain only where Postgres agrees.
+    """
+
+    def signature(workflow: str, step: str, run_id: uuid.UUID) -> Any:
+        name = f"{workflow}.{step}"
+        return celery_app.signature(
+            name, args=(str(run_id),), immutable=True, queue=step_queue(name)
+        )
+
+    def dispatch(run_id: uuid.UUID, workflow: str, steps: Sequence[str]) -> None:
+        definition = registry.find(workflow)
+        for step in steps:
+            names = definition.continuation(step) if definition is not None else [step]
+            signatures = [signature(workflow, name, run_id) for name in names]
+            if len(signatures) == 1:
+                signatures[0].apply_async()
+            else:
+                chain(*signatures).apply_async()
+
+    return dispatch
