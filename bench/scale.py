@@ -5,6 +5,7 @@ four workflow names, 90 % succeeded, 4 % failed, 2 % cancelled, the newest
 2,000 active (and recently touched, as live runs are), created over 30 days.
 Each query is the manager's own (what the API and the sweep call), timed end to
 end from Python; its SQL is captured and ``EXPLAIN``ed to show which index it uses.
+The search and filter queries of the operator's console are in ``bench.scale_search``.
 
     python -m bench.scale [--smoke]
 """
@@ -20,17 +21,21 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.harness import parse_args, report, summary_ms, table
+from bench.scale_search import search_queries
 from bench.services import scratch
 
 GENERATE_RUNS = """
-INSERT INTO workflow_runs (id, name, status, input, output, error, created_at, updated_at,
-                           started_at, finished_at)
+INSERT INTO workflow_runs (id, name, status, input, output, error, idempotency_key,
+                           created_at, updated_at, started_at, finished_at)
 SELECT gen_random_uuid(),
        (ARRAY['signup', 'order', 'invoice', 'report'])[1 + i % 4],
        st,
-       jsonb_build_object('n', i),
+       jsonb_build_object('n', i, 'email', 'user' || i || '@example.com',
+                          'plan', CASE WHEN i % 5 < 2 THEN 'pro' ELSE 'free' END),
        CASE WHEN st = 'succeeded' THEN '{"ok": true}'::jsonb END,
-       CASE WHEN st = 'failed' THEN '{"type": "Boom", "message": "failed"}'::jsonb END,
+       CASE WHEN st = 'failed' THEN jsonb_build_object(
+           'type', (ARRAY['Boom', 'Timeout', 'HTTP429'])[1 + i % 3], 'message', 'failed') END,
+       CASE WHEN i % 2 = 0 THEN 'key-' || i END,
        t,
        -- active runs are moving (recently touched), so the sweep has nothing to re-send
        CASE WHEN st IN ('pending', 'running') THEN now() ELSE t END,
@@ -105,6 +110,7 @@ def main() -> None:
             "filter status=pending": lambda: manager.list(status="pending", limit=50),
             "recovery sweep": lambda: manager.recover(batch=500),
             "counts by status": manager.counts_by_status,
+            **search_queries(manager, rng),
         }
         results: dict[str, dict[str, Any]] = {}
         for label, call in queries.items():

@@ -25,7 +25,8 @@ table{border-collapse:collapse} td,th{border:1px solid #ddd;padding:.2rem .5rem;
 <h1>{{ spec.info.title }} API {{ spec.info.version }}</h1>
 <p>Machine-readable: <a href="{{ spec_url }}">{{ spec_url }}</a>. Errors always have the shape
 <code>{"error": {"code", "message", "details"}}</code>. When <code>API_TOKEN</code> is set, send
-<code>Authorization: Bearer &lt;token&gt;</code> to every <code>/api</code> route.</p>
+<code>Authorization: Bearer &lt;token&gt;</code> to every <code>/api</code> route (this page and the
+document can also be read from a browser signed in to the dashboard).</p>
 {% for path, item in spec.paths.items() %}
 {% for method, op in item.items() if method != "parameters" %}
 <h2><span class="m">{{ method }}</span> <code>{{ path }}</code></h2>

@@ -2,7 +2,9 @@
 
 ``GET /workflows/<x>`` reads a run by id while ``POST /workflows/<x>`` starts
 the workflow named ``x``: one URL rule serves both, so a malformed run id is a
-404 (no such run), never a 405 or a routing surprise.
+404 (no such run), never a 405 or a routing surprise. ``/workflows/bulk/retry``
+is never read as the run ``bulk``: werkzeug ranks a rule's static parts above
+its variables, whatever the order of registration.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from werkzeug.exceptions import BadRequest
 from app.api.errors import ApiError
 from app.api.json_body import read_whole_body
 from app.api.schemas import (
+    BulkRequestSchema,
+    BulkResultSchema,
     ErrorSchema,
     IdempotencyHeaderSchema,
     RunListQuerySchema,
@@ -29,8 +33,10 @@ from app.api.schemas import (
     StartRunSchema,
     WaitQuerySchema,
 )
+from app.engine.bulk import Action, bulk_transition
 from app.engine.manager import WorkflowManager
 from app.engine.notify import Listener, TooManyWaiters, wait_for_run
+from app.engine.queries import RunFilter, input_fields_from
 
 blp = Blueprint(
     "workflows",
@@ -113,9 +119,59 @@ class RunList(MethodView):
         Keyset pagination: pass the `next_cursor` of one page as `cursor` to
         get the next; `next_cursor` is null on the last page. Items carry no
         `steps`; GET one run for those.
+
+        Filters combine with AND. Besides the named ones, `input.<field>=<value>`
+        finds runs whose input has that value (`input.email=ada@example.com`;
+        nested fields with dots, `input.address.city=Paris`; a value that reads
+        as a JSON number, boolean or null also matches that typed value).
         """
-        items, next_cursor = manager().list(**query)
+        limit, cursor = query.pop("limit"), query.pop("cursor", None)
+        filters = RunFilter(**query, input_fields=input_fields_from(request.args))
+        items, next_cursor = manager().list(limit=limit, cursor=cursor, filters=filters)
         return {"items": items, "next_cursor": next_cursor}
+
+
+def _bulk(action: Action, body: dict[str, Any]) -> dict[str, Any]:
+    limit = body.pop("limit")
+    return bulk_transition(manager(), action, RunFilter(**body), limit).as_dict()
+
+
+@blp.route("/workflows/bulk/retry")
+class BulkRetry(MethodView):
+    @require_json_body
+    @blp.arguments(BulkRequestSchema)
+    @blp.response(200, BulkResultSchema)
+    @blp.alt_response(400, schema=ErrorSchema, description="malformed JSON")
+    @blp.alt_response(415, schema=ErrorSchema, description="body is not JSON")
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Retry every failed or cancelled run the filters match.
+
+        The body holds the list's filters (`name`, `status`, `error_type`,
+        `created_after`, `created_before`) and `limit`; the newest `limit`
+        matching runs each get their own compare-and-set transition. A run
+        that cannot make it is listed in `skipped` with the reason. Unknown
+        fields and bad values are a 422.
+        """
+        return _bulk("retry", body)
+
+
+@blp.route("/workflows/bulk/cancel")
+class BulkCancel(MethodView):
+    @require_json_body
+    @blp.arguments(BulkRequestSchema)
+    @blp.response(200, BulkResultSchema)
+    @blp.alt_response(400, schema=ErrorSchema, description="malformed JSON")
+    @blp.alt_response(415, schema=ErrorSchema, description="body is not JSON")
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Cancel every pending or running run the filters match.
+
+        The body holds the list's filters (`name`, `status`, `error_type`,
+        `created_after`, `created_before`) and `limit`; the newest `limit`
+        matching runs each get their own compare-and-set transition. A run
+        that cannot make it is listed in `skipped` with the reason. Unknown
+        fields and bad values are a 422.
+        """
+        return _bulk("cancel", body)
 
 
 @blp.route("/workflows/<string:name_or_id>", parameters=[NAME_OR_ID])

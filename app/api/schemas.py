@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from app import json_vetting
+from app.engine.bulk import BULK_MAX
 from app.engine.manager import MAX_PAGE
 from app.engine.models import runs
+from app.engine.queries import MIN_ID_PREFIX, id_range
 from app.engine.states import RunStatus, StepKind, StepStatus
 
 KEY_LENGTH: int = runs.c.idempotency_key.type.length
@@ -125,13 +127,93 @@ class RunPageSchema(Schema):
     )
 
 
-class RunListQuerySchema(Schema):
+class FilterTime(fields.AwareDateTime):
+    """ISO 8601; a time without a zone is UTC. In a query string an unescaped
+    ``+01:00`` arrives as `` 01:00``: put the plus back rather than refuse it.
+    Loaded as UTC, since Postgres refuses offsets beyond ±15:59."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="iso", default_timezone=UTC, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if isinstance(value, str) and len(value) > 6 and value[-6] == " ":
+            value = value[:-6] + "+" + value[-5:]
+        result: datetime = super()._deserialize(value, attr, data, **kwargs)
+        try:  # Postgres refuses offsets beyond ±15:59; in UTC every offset is fine
+            return result.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("out of range") from None
+
+
+def _id_prefix(value: str) -> None:
+    if id_range(value) is None:
+        raise ValidationError(f"at least {MIN_ID_PREFIX} hexadecimal digits of a run id")
+
+
+class RunFilterSchema(Schema):
+    """The filters shared by the list and the bulk actions (``app.engine.queries``)."""
+
+    name = fields.String(
+        validate=[validate.Length(min=1, max=200), storable],
+        metadata={"description": "workflow name"},
+    )
     status = fields.String(validate=validate.OneOf(RUN_STATUSES))
-    name = fields.String(validate=[validate.Length(min=1, max=200), storable])
+    error_type = fields.String(
+        validate=[validate.Length(min=1, max=200), storable],
+        metadata={"description": "the `type` of the run's error, e.g. `NonRetryableError`"},
+    )
+    created_after = FilterTime(
+        metadata={"description": "runs created at or after this time (ISO 8601; UTC if no zone)"}
+    )
+    created_before = FilterTime(
+        metadata={"description": "runs created before this time (ISO 8601; UTC if no zone)"}
+    )
+
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
+        after, before = data.get("created_after"), data.get("created_before")
+        if after is not None and before is not None and after >= before:
+            raise ValidationError("must be earlier than created_before", "created_after")
+
+
+class RunListQuerySchema(RunFilterSchema):
+    id_prefix = fields.String(
+        validate=_id_prefix,
+        metadata={"description": "the start of a run id, e.g. the 8 characters the dashboard shows"},
+    )
+    idempotency_key = fields.String(validate=[validate.Length(min=1, max=KEY_LENGTH), storable])
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PAGE))
     cursor = fields.String(
         validate=[validate.Length(min=1, max=200), storable],
         metadata={"description": "the `next_cursor` of the previous page"},
+    )
+
+
+class BulkRequestSchema(RunFilterSchema):
+    class Meta:
+        unknown = RAISE
+
+    limit = fields.Integer(
+        load_default=BULK_MAX,
+        validate=validate.Range(min=1, max=BULK_MAX),
+        metadata={"description": f"act on at most this many runs, newest first (≤ {BULK_MAX})"},
+    )
+
+
+class SkippedRunSchema(Schema):
+    id = fields.UUID(required=True)
+    reason = fields.String(required=True, metadata={"example": "cannot retry a run that is running"})
+
+
+class BulkResultSchema(Schema):
+    matched = fields.Integer(required=True, metadata={"description": "runs the filters matched"})
+    changed = fields.List(
+        fields.UUID(), required=True, metadata={"description": "runs whose transition applied"}
+    )
+    skipped = fields.List(
+        fields.Nested(SkippedRunSchema),
+        required=True,
+        metadata={"description": "matched runs left as they were, each with the reason"},
     )
 
 

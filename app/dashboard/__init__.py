@@ -44,6 +44,8 @@ def _setup(state: BlueprintSetupState) -> None:
     assert isinstance(app, Flask)
     settings = get_settings()
     auth.configure_session(app, settings)
+    # lets a signed-in browser read /api/docs and /api/openapi.json (app.api.auth)
+    app.extensions["stepwise_session_signed_in"] = auth.signed_in
     manager = app.extensions["stepwise_manager"]
     app.extensions["stepwise_dashboard"] = DashboardConfig(
         api_token=settings.api_token or None,

@@ -9,21 +9,29 @@ statistics: ``pg_class.reltuples`` times the status's share in
 ``pg_stats.most_common_freqs`` (kept fresh by autovacuum's ANALYZE), and
 shown as approximate. The result is cached per process for ``ttl`` seconds,
 so pages that refresh themselves do not recount on every poll.
+
+Counts under a filter (a workflow, an error type, a time range, a search)
+count the runs the list would show for each status, with the same cap,
+through the filter's indexes (``ix_workflow_runs_name_status_created`` for a
+workflow); the statistics say nothing about a filtered share, so a count
+over the cap is shown as a lower bound ("10,000+").
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from app.engine.queries import RunFilter, count_matching
 from app.engine.states import RunStatus
 
 CAP = 10_000
 TTL_SECONDS = 5.0
+CACHED_FILTERS = 64
 
 _CAPPED = sa.text(
     """
@@ -76,16 +84,32 @@ class StatusCounter:
         self.cap = cap
         self.ttl = ttl
         self._lock = threading.Lock()
-        self._cached: tuple[float, dict[str, Count]] | None = None
+        self._cached: dict[RunFilter | None, tuple[float, dict[str, Count]]] = {}
 
-    def counts(self) -> dict[str, Count]:
+    def counts(self, filters: RunFilter | None = None) -> dict[str, Count]:
+        """Runs per status; with ``filters`` (its status ignored), only those it matches."""
+        key = None if filters is None or filters.without_status().empty else filters.without_status()
         with self._lock:
-            if self._cached is not None and time.monotonic() - self._cached[0] < self.ttl:
-                return self._cached[1]
-        fresh = self._count()
+            hit = self._cached.get(key)
+            if hit is not None and time.monotonic() - hit[0] < self.ttl:
+                return hit[1]
+        fresh = self._count() if key is None else self._count_filtered(key)
         with self._lock:
-            self._cached = (time.monotonic(), fresh)
+            if len(self._cached) >= CACHED_FILTERS:
+                self._cached.clear()  # crude, and enough: entries live for seconds
+            self._cached[key] = (time.monotonic(), fresh)
         return fresh
+
+    def _count_filtered(self, filters: RunFilter) -> dict[str, Count]:
+        result = {}
+        with self.engine.connect() as c:
+            for status in RunStatus:
+                n = count_matching(c, replace(filters, status=status.value), self.cap)
+                if n >= self.cap:
+                    result[status.value] = Count(n, exact=False, at_least=True)
+                else:
+                    result[status.value] = Count(n, exact=True)
+        return result
 
     def _count(self) -> dict[str, Count]:
         statuses = [s.value for s in RunStatus]

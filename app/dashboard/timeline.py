@@ -1,9 +1,12 @@
 """A run's steps as bars on one time axis (pure: no I/O, no Flask).
 
 The axis starts when the run was created, so time spent queued before the
-first step shows as a gap, and ends at the last step's end — or now, while
-the run is still active. Bars are positioned in percent of that span, so the
-template only sets ``left`` and ``width``.
+first step shows as a gap. It ends when the run finished — or, while the run
+is still active, at the later of now and the last step's end. A cancelled run
+may leave a step running (it is allowed to finish); its bar is cut at the
+run's end instead of stretching the axis past the run's duration. Bars are
+positioned in percent of that span, so the template only sets ``left`` and
+``width``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from app.dashboard.formatting import format_duration
 MIN_WIDTH_PCT = 0.6  # a 2 ms step on a one-minute axis must still be visible
 TICKS = 5
 ONGOING = frozenset({"running", "retrying"})
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -42,22 +46,16 @@ def build_timeline(run: Mapping[str, Any], now: datetime) -> Timeline:
     """Every step gets a row; a step that never started has no bar."""
     steps: Sequence[Mapping[str, Any]] = run["steps"]
     start: datetime = run["created_at"]
-    ends: list[datetime] = [start]
-    for step in steps:
-        if step.get("started_at") is not None:
-            ends.append(_step_end(step, now))
-    if run.get("finished_at") is not None:
-        ends.append(run["finished_at"])
-    elif run["status"] in ("pending", "running"):
-        ends.append(now)
-    span = max((max(ends) - start).total_seconds(), 0.001)
+    axis_end = _axis_end(run, steps, now)
+    span = max((axis_end - start).total_seconds(), 0.001)
 
     rows = []
     for step in steps:
         bar = None
         begun = step.get("started_at")
         if begun is not None:
-            end = _step_end(step, now)
+            begun = min(begun, axis_end)
+            end = min(_step_end(step, now), axis_end)
             left = _pct((begun - start).total_seconds(), span)
             width = max(_pct((end - begun).total_seconds(), span), MIN_WIDTH_PCT)
             bar = Bar(
@@ -75,6 +73,17 @@ def build_timeline(run: Mapping[str, Any], now: datetime) -> Timeline:
         for i in range(TICKS)
     )
     return Timeline(span_seconds=span, rows=tuple(rows), ticks=ticks)
+
+
+def _axis_end(run: Mapping[str, Any], steps: Sequence[Mapping[str, Any]], now: datetime) -> datetime:
+    start: datetime = run["created_at"]
+    finished: datetime | None = run.get("finished_at")
+    if finished is not None and run["status"] in FINISHED:
+        return max(finished, start)
+    ends = [start] + [_step_end(s, now) for s in steps if s.get("started_at") is not None]
+    if run["status"] in ("pending", "running"):
+        ends.append(now)
+    return max(ends)
 
 
 def _step_end(step: Mapping[str, Any], now: datetime) -> datetime:

@@ -21,10 +21,11 @@ from werkzeug.wrappers import Response
 
 from app import json_vetting
 from app.dashboard import DashboardConfig, auth, dashboard
+from app.dashboard.bulk_views import bulk_offer
+from app.dashboard.filters import FILTER_ARGS, STATUSES, read_filters
 from app.dashboard.formatting import run_duration, time_ago
 from app.dashboard.graph import columns
 from app.dashboard.live import render_page
-from app.dashboard.queries import runs_by_idempotency_key
 from app.dashboard.schema_form import describe, form_problems, payload_from_form
 from app.dashboard.timeline import build_timeline
 from app.engine.errors import (
@@ -36,12 +37,11 @@ from app.engine.errors import (
 )
 from app.engine.manager import WorkflowManager
 from app.engine.models import runs as runs_table
-from app.engine.states import ACTIVE_RUN_STATUSES, RunStatus, can_cancel, can_retry
+from app.engine.states import ACTIVE_RUN_STATUSES, can_cancel, can_retry
 
 PAGE_SIZE = 50
 # the column's own limit: a longer key could never be stored, nor found
 KEY_LENGTH: int = runs_table.c.idempotency_key.type.length
-STATUSES = tuple(s.value for s in RunStatus)
 ACTIVE = frozenset(s.value for s in ACTIVE_RUN_STATUSES)
 
 
@@ -72,27 +72,35 @@ def _globals() -> dict[str, Any]:
 @dashboard.get("/")
 def runs() -> str | Response:
     manager = _manager()
-    status = request.args.get("status") or None
-    if status not in (None, *STATUSES):
-        status = None
-    name = _text_arg("workflow")
-    query = request.args.get("q", "").strip()
-    cursor = _text_arg("cursor")
-    next_cursor = None
-    if query:
-        items = _search(manager, query)
-        if len(items) == 1 and _is_uuid(query):
-            return redirect(url_for("dashboard.run", run_id=items[0]["id"]))
-    else:
+    chosen = read_filters(request.args)
+    for problem in chosen.problems:
+        flash(problem, "error")
+    if any(not request.args[k].strip() for k in FILTER_ARGS if k in request.args):
+        # the filter form sends its empty fields too: answer with the tidy URL
+        return redirect(url_for("dashboard.runs", **chosen.args))
+    query = chosen.args.get("q", "")
+    if _is_uuid(query):  # a whole run id: open that run
         try:
-            items, next_cursor = manager.list(
-                status=status, name=name, limit=PAGE_SIZE, cursor=cursor
-            )
-        except InvalidInput:
-            flash("That page link is no longer valid; showing the newest runs.", "error")
-            return redirect(url_for("dashboard.runs", status=status, workflow=name))
+            return redirect(url_for("dashboard.run", run_id=manager.get(query)["id"]))
+        except RunNotFound:
+            pass
+    cursor = _text_arg("cursor")
+    try:
+        items, next_cursor = manager.list(
+            limit=PAGE_SIZE, cursor=cursor, filters=chosen.filters
+        )
+    except InvalidInput:
+        flash("That page link is no longer valid; showing the newest runs.", "error")
+        return redirect(url_for("dashboard.runs", **chosen.args))
+    # a search that the other filters hid: say where it would find runs
+    search_everywhere = None
+    if not items and query and len(chosen.args) > 1:
+        alone = read_filters({"q": query}).filters
+        if manager.list(limit=1, filters=alone)[0]:
+            search_everywhere = url_for("dashboard.runs", q=query)
     now = datetime.now(UTC)
-    counts = _config().counter.counts()
+    counts = _config().counter.counts(chosen.filters)
+    status = chosen.filters.status
     # follow only the newest page (paging through history must not move under the
     # reader), and there even when all is quiet: a new run may start at any time
     live = cursor is None and not query
@@ -105,12 +113,15 @@ def runs() -> str | Response:
         counts=counts,
         statuses=STATUSES,
         workflows=[w.name for w in manager.registry],
+        chosen=chosen,
         status=status,
-        workflow=name,
+        workflow=chosen.filters.name,
         query=query,
         cursor=cursor,
         next_cursor=next_cursor,
         live=live,
+        bulk=bulk_offer(chosen, counts),
+        search_everywhere=search_everywhere,
     )
 
 
@@ -126,18 +137,6 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _search(manager: WorkflowManager, query: str) -> list[dict[str, Any]]:
-    """A full run id finds that run; anything else is an idempotency key."""
-    if _is_uuid(query):
-        try:
-            return [manager.get(query)]
-        except RunNotFound:
-            pass
-    if len(query) > KEY_LENGTH or "\x00" in query:
-        return []  # no stored key is this long or holds a NUL
-    return runs_by_idempotency_key(manager.engine, query)
 
 
 # -- one run -------------------------------------------------------------------

@@ -43,6 +43,7 @@ from app.engine.errors import (
     structured_error,
 )
 from app.engine.models import runs, steps
+from app.engine.queries import RunFilter
 from app.engine.recovery import RecoveryMixin, RecoveryReport
 from app.engine.registry import Registry
 from app.engine.retry import RetryPolicy
@@ -329,14 +330,16 @@ class WorkflowManager(RecoveryMixin):
         name: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        filters: RunFilter | None = None,
     ) -> tuple[list[RunDict], str | None]:
-        """Newest first, keyset-paginated on (created_at, id): no OFFSET scans."""
+        """Newest first, keyset-paginated on (created_at, id): no OFFSET scans.
+
+        ``filters`` (``app.engine.queries``) takes the place of ``status`` and
+        ``name`` when given.
+        """
         limit = max(1, min(limit, MAX_PAGE))
         query = sa.select(*RUN_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id.desc())
-        if status:
-            query = query.where(runs.c.status == status)
-        if name:
-            query = query.where(runs.c.name == name)
+        query = (filters or RunFilter(status=status, name=name)).apply(query)
         if cursor:
             created_at, last_id = decode_cursor(cursor)
             query = query.where(sa.tuple_(runs.c.created_at, runs.c.id) < (created_at, last_id))

@@ -75,6 +75,20 @@ class WorkflowRun(Base):
             "finished_at",
             postgresql_where=sa.text("status IN ('succeeded', 'failed', 'cancelled')"),
         ),
+        # search (migration 0006)
+        sa.Index(
+            "ix_workflow_runs_input", "input",
+            postgresql_using="gin", postgresql_ops={"input": "jsonb_path_ops"},
+        ),
+        sa.Index(
+            "ix_workflow_runs_error_type_created",
+            sa.text("(error ->> 'type')"), sa.text("created_at DESC"), sa.text("id DESC"),
+            postgresql_where=sa.text("error IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_workflow_runs_name_status_created",
+            "name", "status", sa.text("created_at DESC"), sa.text("id DESC"),
+        ),
     )
 
 

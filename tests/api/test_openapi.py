@@ -10,6 +10,8 @@ ROUTES = {
     ("/api/v1/workflows/{name_or_id}", "post"): "202",
     ("/api/v1/workflows/{run_id}/retry", "post"): "202",
     ("/api/v1/workflows/{run_id}/cancel", "post"): "202",
+    ("/api/v1/workflows/bulk/retry", "post"): "200",
+    ("/api/v1/workflows/bulk/cancel", "post"): "200",
     ("/api/v1/workflows/{run_id}/signals/{signal}", "post"): "202",
     ("/api/v1/workflow-types", "get"): "200",
     ("/healthz", "get"): "200",
@@ -50,7 +52,22 @@ def test_every_route_has_its_success_and_error_schemas(client):
     run = spec["components"]["schemas"]["Run"]
     assert set(run["properties"]) == RUN_KEYS
     list_params = {p["name"] for p in spec["paths"]["/api/v1/workflows"]["get"]["parameters"]}
-    assert list_params == {"status", "name", "limit", "cursor"}
+    assert list_params == {
+        "status",
+        "name",
+        "error_type",
+        "created_after",
+        "created_before",
+        "id_prefix",
+        "idempotency_key",
+        "limit",
+        "cursor",
+    }
+    bulk = spec["paths"]["/api/v1/workflows/bulk/retry"]["post"]
+    bulk_body = resolve(spec, bulk["requestBody"]["content"]["application/json"]["schema"])
+    assert set(bulk_body["properties"]) == {
+        "name", "status", "error_type", "created_after", "created_before", "limit"
+    }
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
 
 

@@ -289,6 +289,10 @@ def test_runs_list_filters_searches_and_opens_runs(page, live_server, manager, s
     search = page.find_element(By.ID, "q")
     search.send_keys(key)
     search.submit()
+    # searched within the failed gated runs: none, and a way to search everywhere
+    wait_for(lambda: has(page, "#search-everywhere"), what="the offer to search all runs")
+    assert not has(page, ".runs-table")
+    page.find_element(By.ID, "search-everywhere").click()
     wait_for(lambda: has(page, f'tr[data-run-id="{keyed["id"]}"]'), what="the keyed run")
     page.find_element(By.CSS_SELECTOR, f'tr[data-run-id="{keyed["id"]}"] a').click()
     wait_for(lambda: at(page, lambda u: u.endswith(f"/runs/{keyed['id']}")), what="the run's page")
@@ -297,3 +301,139 @@ def test_runs_list_filters_searches_and_opens_runs(page, live_server, manager, s
         .get_attribute("href")
         .startswith("http://127.0.0.1:")
     )
+
+
+def db_count(manager, **filters) -> int:
+    from app.engine.queries import RunFilter, count_matching
+
+    with manager.engine.connect() as c:
+        return count_matching(c, RunFilter(**filters), 100_000)
+
+
+def tab_count(driver, status: str) -> str | None:
+    return read(
+        driver,
+        lambda: driver.find_element(By.CSS_SELECTOR, f'[data-count-for="{status}"] .count').text,
+    )
+
+
+def shown_runs(driver) -> set[str] | None:
+    return read(
+        driver,
+        lambda: {
+            r.get_attribute("data-run-id")
+            for r in driver.find_elements(By.CSS_SELECTOR, ".runs-table tr[data-run-id]")
+        },
+    )
+
+
+def test_bulk_retry_from_a_filtered_list(page, live_server, manager, screenshot_dir):
+    gate = uuid.uuid4().hex[:10]
+    ids = {str(manager.start("fixable", {"gate": gate}).run["id"]) for _ in range(3)}
+    wait_for(
+        lambda: {manager.get(i)["status"] for i in ids} == {"failed"},
+        timeout=60,
+        what="the three runs to fail",
+    )
+    page.get(f"{live_server.url}/")
+    Select(page.find_element(By.ID, "workflow")).select_by_value("fixable")
+    wait_for(lambda: at(page, lambda u: "workflow=fixable" in u), what="the workflow filter")
+    search = page.find_element(By.ID, "q")
+    search.send_keys(f"input.gate={gate}")
+    search.submit()
+    wait_for(lambda: at(page, lambda u: "q=input.gate" in u), what="the search")
+
+    def failed_tab() -> str | None:  # counts are cached for a few seconds: reload until fresh
+        page.refresh()
+        return tab_count(page, "failed")
+
+    wait_for(lambda: failed_tab() == "3", what="the failed tab to count the three runs")
+    assert tab_count(page, "succeeded") == "0"
+    page.find_element(By.CSS_SELECTOR, '.status-tabs a[data-count-for="failed"]').click()
+    wait_for(lambda: at(page, lambda u: "status=failed" in u), what="the failed filter")
+    assert shown_runs(page) == ids
+    assert page.find_element(By.ID, "matching-count").text == "3"
+    assert not has(page, "#bulk-cancel")  # failed runs cannot be cancelled
+
+    listing = page.current_url
+    page.find_element(By.ID, "bulk-retry").click()  # not selected yet: the form refuses
+    assert page.current_url == listing
+
+    store().set(f"gate:{gate}", 1)  # the operator fixes the cause; a new run now succeeds
+    later = str(manager.start("fixable", {"gate": gate}).run["id"])
+    wait_for(lambda: manager.get(later)["status"] == "succeeded", what="the new run to succeed")
+    page.find_element(By.CSS_SELECTOR, ".status-tabs a.tab").click()  # "All", filters kept
+
+    def all_matching() -> str | None:
+        page.refresh()
+        return read(page, lambda: page.find_element(By.ID, "matching-count").text)
+
+    wait_for(lambda: all_matching() == "4", what="four runs to match")
+    assert "workflow=fixable" in page.current_url and "status=" not in page.current_url
+    page.find_element(By.ID, "select-all-matching").click()
+    shoot(page, screenshot_dir, "bulk-select")
+    page.find_element(By.ID, "bulk-retry").click()
+    wait_for(lambda: at(page, lambda u: "/bulk/retry" in u), what="the confirmation")
+    assert page.find_element(By.ID, "confirm-count").text == "4"
+    assert page.find_element(By.ID, "eligible-count").text == "3"
+    shoot(page, screenshot_dir, "bulk-confirm")
+
+    page.find_element(By.ID, "confirm-bulk").click()
+    wait_for(lambda: has(page, "#bulk-result"), what="the result page")
+    assert page.find_element(By.ID, "changed-count").text == "3"
+    assert page.find_element(By.ID, "skipped-count").text == "1"
+    changed = {
+        a.get_attribute("data-run-id") for a in page.find_elements(By.CSS_SELECTOR, "#changed a")
+    }
+    assert changed == ids
+    skipped = page.find_element(By.CSS_SELECTOR, f'#skipped tr[data-run-id="{later}"] .reason')
+    assert skipped.text == "cannot retry a run that is succeeded"
+    shoot(page, screenshot_dir, "bulk-result")
+    wait_for(
+        lambda: {manager.get(i)["status"] for i in ids} == {"succeeded"},
+        timeout=60,
+        what="the retried runs to succeed",
+    )
+    page.find_element(By.ID, "back-to-runs").click()
+    wait_for(lambda: at(page, lambda u: "workflow=fixable" in u), what="back to the list")
+    wait_for(lambda: failed_tab() == "0", what="no failed run left under these filters")
+    assert {b.text for b in page.find_elements(By.CSS_SELECTOR, ".runs-table .badge")} == {
+        "succeeded"
+    }
+
+
+def test_tabs_count_within_the_workflow_and_the_short_id_is_searchable(page, live_server, manager):
+    failed = manager.start("flaky", {"fatal": True}).run
+    run_id = str(failed["id"])
+    wait_for(lambda: manager.get(run_id)["status"] == "failed", what="the run to fail")
+    for workflow in ("flaky", "gated"):
+        expected = f"{db_count(manager, name=workflow, status='failed'):,}"
+
+        def fresh(workflow: str = workflow) -> str | None:
+            page.get(f"{live_server.url}/?workflow={workflow}")
+            return tab_count(page, "failed")
+
+        wait_for(lambda expected=expected: fresh() == expected, what=f"{workflow}'s failed count")
+        page.find_element(By.CSS_SELECTOR, '.status-tabs a[data-count-for="failed"]').click()
+        wait_for(lambda: at(page, lambda u: "status=failed" in u), what="the failed tab")
+        assert f"workflow={workflow}" in page.current_url  # the tab keeps the workflow
+        if expected == "0":
+            assert "No runs match these filters" in page.find_element(By.CSS_SELECTOR, ".empty").text
+        else:
+            badges = {b.text for b in page.find_elements(By.CSS_SELECTOR, ".runs-table .badge")}
+            assert badges == {"failed"}
+
+    page.find_element(By.ID, "clear-filters").click()
+    wait_for(lambda: at(page, lambda u: u.rstrip("/") == live_server.url), what="all runs")
+    short = page.find_element(By.CSS_SELECTOR, f'tr[data-run-id="{run_id}"] code').text
+    assert short == run_id[:8]
+    search = page.find_element(By.ID, "q")
+    search.send_keys(short)
+    search.submit()
+    wait_for(lambda: at(page, lambda u: f"q={short}" in u), what="the short-id search")
+    assert run_id in (shown_runs(page) or set())
+    assert all(i.startswith(short) for i in shown_runs(page) or ())
+
+    page.find_element(By.ID, "api-docs-link").click()  # signed in: no Bearer header needed
+    wait_for(lambda: at(page, lambda u: u.endswith("/api/docs")), what="the API docs")
+    assert page.find_element(By.TAG_NAME, "h1").text.startswith("Stepwise API")

@@ -8,6 +8,7 @@ import re
 import uuid
 
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from tests.dashboard.conftest import TOKEN
@@ -237,3 +238,131 @@ def test_workflow_types_page_can_show_one_type(client):
     html = client.get("/workflow-types?workflow=signup").get_data(as_text=True)
     assert 'id="workflow-signup"' in html and 'id="workflow-gated"' not in html
     assert client.get("/workflow-types?workflow=nope").status_code == 404
+
+
+# -- filters, counts, search (issue 14) ----------------------------------------
+
+
+def db_now(manager) -> str:
+    with manager.engine.connect() as c:
+        return c.execute(sa.text("SELECT now()")).scalar_one().isoformat()
+
+
+def count_of(html: str, status: str) -> str:
+    match = re.search(rf'data-count-for="{status}">.*?<span class="count"[^>]*>([^<]+)<', html, re.S)
+    assert match, f"no {status} tab"
+    return match.group(1)
+
+
+def test_status_counts_follow_the_workflow_filter(client, manager):
+    since = db_now(manager)
+    held = manager.start("held", {"gate": "never"}).run
+    manager.cancel(held["id"])
+    for _ in range(2):
+        start(manager)
+    _started.append(held["id"])
+    html = client.get("/", query_string={"workflow": "held", "created_after": since}).get_data(
+        as_text=True
+    )
+    assert (count_of(html, "cancelled"), count_of(html, "pending")) == ("1", "0")
+    html = client.get("/", query_string={"workflow": "flaky", "created_after": since}).get_data(
+        as_text=True
+    )
+    assert (count_of(html, "cancelled"), count_of(html, "pending")) == ("0", "2")
+    # the tab a count invites to click shows that run, with the workflow filter kept
+    tab = re.search(r'href="([^"]*status=cancelled[^"]*)"', html)
+    assert tab and "workflow=flaky" in tab.group(1)
+    html = client.get(
+        "/", query_string={"workflow": "held", "status": "cancelled", "created_after": since}
+    ).get_data(as_text=True)
+    assert f'data-run-id="{held["id"]}"' in html and "No runs yet" not in html
+    empty = client.get(
+        "/", query_string={"workflow": "held", "status": "failed", "created_after": since}
+    ).get_data(as_text=True)
+    assert "No runs match these filters" in empty and "No runs yet" not in empty
+
+
+def test_the_short_id_the_list_shows_finds_the_run(client, manager):
+    run = start(manager)
+    short = str(run["id"])[:8]
+    response = client.get(f"/?q={short}")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    found = re.findall(r'data-run-id="([^"]+)"', html)
+    assert str(run["id"]) in found and all(i.startswith(short) for i in found)
+
+
+def test_search_by_an_input_field(client, manager):
+    email = f"find-{uuid.uuid4().hex[:8]}@example.com"
+    run = manager.start("signup", {"email": email, "name": "Find Me", "plan": "free"}).run
+    _started.append(run["id"])
+    start(manager)
+    html = client.get("/", query_string={"q": f"input.email={email}"}).get_data(as_text=True)
+    assert re.findall(r'data-run-id="([^"]+)"', html) == [str(run["id"])]
+    bad = client.get("/", query_string={"q": "input.a..b=1"}).get_data(as_text=True)
+    assert "does not name an input field" in bad
+
+
+def test_a_bad_filter_value_is_named_and_ignored(client):
+    html = client.get("/", query_string={"created_after": "someday"}).get_data(as_text=True)
+    assert "Created after &#39;someday&#39; is not a time." in html
+    assert client.get("/", query_string={"workflow": "fla\x00ky", "q": "\x00"}).status_code == 200
+
+
+def test_api_docs_are_readable_from_a_signed_in_browser_session_only(token_app):
+    client = token_app.test_client()
+    assert client.get("/api/docs").status_code == 401
+    token = csrf(client, "/sign-in")
+    client.post("/sign-in", data={"csrf_token": token, "token": TOKEN, "next": "/"})
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200 and "/api/v1/workflows/bulk/retry" in docs.get_data(as_text=True)
+    assert client.get("/api/openapi.json").get_json()["info"]["title"] == "Stepwise"
+    # the session reads the documentation; it does not act through the API
+    assert client.get("/api/v1/workflows").status_code == 401
+    assert client.post("/api/v1/workflows/bulk/cancel", json={}).status_code == 401
+    html = client.get("/").get_data(as_text=True)
+    assert 'href="/api/docs"' in html
+
+
+# -- bulk actions --------------------------------------------------------------
+
+
+def test_bulk_retry_from_a_filtered_list_confirms_the_count_then_acts(client, manager):
+    since = db_now(manager)
+    runs = [start(manager) for _ in range(3)]
+    for run in runs[:2]:
+        manager.cancel(run["id"])
+    filters = {"workflow": "flaky", "created_after": since}
+
+    listing = client.get("/", query_string=filters).get_data(as_text=True)
+    assert 'id="select-all-matching"' in listing
+    assert re.search(r'id="matching-count">3<', listing)
+    assert 'id="bulk-retry"' in listing and 'id="bulk-cancel"' in listing
+    cancelled_only = client.get("/", query_string={**filters, "status": "cancelled"})
+    assert 'id="bulk-cancel"' not in cancelled_only.get_data(as_text=True)
+
+    confirm = client.get("/bulk/retry", query_string=filters).get_data(as_text=True)
+    assert re.search(r'id="confirm-count">3<', confirm)
+    assert re.search(r'id="eligible-count">2<', confirm)  # the pending one cannot be retried
+    token = re.search(r'name="csrf_token" value="([^"]+)"', confirm).group(1)
+
+    refused = client.post("/bulk/retry", data=filters)
+    assert refused.status_code == 400
+    assert {manager.get(r["id"])["status"] for r in runs[:2]} == {"cancelled"}
+
+    result = client.post("/bulk/retry", data={**filters, "csrf_token": token})
+    assert result.status_code == 200
+    html = result.get_data(as_text=True)
+    assert 'data-matched="3" data-changed="2" data-skipped="1"' in html
+    assert "cannot retry a run that is pending" in html
+    assert [manager.get(r["id"])["status"] for r in runs] == ["pending"] * 3
+
+
+def test_bulk_post_refuses_no_filter_or_a_filter_it_cannot_read(client, manager):
+    token = csrf(client)
+    run = start(manager)
+    for data in ({}, {"status": "bogus"}, {"created_after": "someday"}):
+        response = client.post("/bulk/cancel", data={**data, "csrf_token": token})
+        assert response.status_code == 400, data
+    assert manager.get(run["id"])["status"] == "pending"
+    assert client.get("/bulk/explode?workflow=flaky").status_code == 404

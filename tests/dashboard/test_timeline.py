@@ -63,3 +63,23 @@ def test_an_instant_step_is_still_visible_and_inside_the_track():
     bar = tl.rows[1][1]
     assert bar.width_pct >= MIN_WIDTH_PCT - 1e-9
     assert bar.left_pct + bar.width_pct <= 100.0 + 1e-9
+
+
+def test_a_cancelled_run_with_a_step_left_running_ends_at_its_cancel():
+    tl = build_timeline(
+        run("cancelled", [step(0, "succeeded", 0, 2), step(1, "running", 2, None)], 4),
+        now=at(600),
+    )
+    assert tl.span_seconds == 4
+    assert tl.ticks[-1] == (100.0, "4.0 s")
+    bar = tl.rows[1][1]
+    assert (bar.left_pct, bar.width_pct) == (50.0, 50.0)
+
+
+def test_a_step_that_finished_after_the_cancel_is_cut_at_the_run_end():
+    tl = build_timeline(
+        run("cancelled", [step(0, "succeeded", 0, 9), step(1, "pending", None, None)], 3),
+        now=at(20),
+    )
+    assert tl.span_seconds == 3
+    assert tl.rows[0][1].width_pct == 100.0
