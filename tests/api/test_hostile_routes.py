@@ -64,10 +64,13 @@ def fill(rule: str, method: str, text: str, target: str) -> str:
 
 
 def check(response, path: str) -> None:  # type: ignore[no-untyped-def]
-    assert response.status_code < 500, (path[:200], response.get_data(as_text=True)[:500])
-    if path.startswith("/api/") and response.status_code >= 400:
-        body = response.get_json()
-        assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    try:
+        assert response.status_code < 500, (path[:200], response.get_data(as_text=True)[:500])
+        if path.startswith("/api/") and response.status_code >= 400:
+            body = response.get_json()
+            assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    finally:
+        response.close()  # a live-update stream gives its slot back only when closed
 
 
 def csrf_token(client) -> str:  # type: ignore[no-untyped-def]
