@@ -68,6 +68,15 @@ def test_invalid_input_is_422_naming_each_bad_field(client):
     assert set(error["details"]["input"]) == {"email", "name", "plan"}
 
 
+def test_phone_must_be_e164_and_is_optional(client):
+    error = assert_error(start(client, "signup", signup_input(phone="0415 555 0100")), 422,
+                         "invalid_input")
+    assert set(error["details"]["input"]) == {"phone"}
+    response = start(client, "signup", signup_input(phone="+14155550100"))
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert response.get_json()["input"]["phone"] == "+14155550100"
+
+
 def test_input_that_is_not_an_object_is_422(client):
     response = client.post("/api/v1/workflows/signup", json={"input": ["a", "b"]})
     error = assert_error(response, 422, "invalid_input")
