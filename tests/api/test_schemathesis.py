@@ -1,55 +1,75 @@
-"""schemathesis against /api/openapi.json: no 5xx, every response matches its schema.
+"""schemathesis against /api/openapi.json, with every check it has, stateful links included.
 
 Generated requests go through the WSGI app (Flask's test client) on the test
-session's real database, with API_TOKEN set and sent, so the 401 path is
-documented and the rest is reachable.
+session's real database, once with ``API_TOKEN`` set (and sent) and once
+without, since the document differs: security and 401s only when a token is
+configured.
 """
 
 from __future__ import annotations
 
 import schemathesis
+from flask import Flask
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.checks import CHECKS, load_all_checks
 
 from app.settings import get_settings, set_settings
 
 TOKEN = "schemathesis-token"
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
+load_all_checks()
+ALL_CHECKS = CHECKS.get_all()
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SETTINGS = settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
-def build_schema() -> schemathesis.schemas.BaseSchema:
-    """The app with API_TOKEN set; loading its document touches no database."""
+def build_app(token: str | None) -> Flask:
+    """An app on this session's settings; loading its document touches no database."""
     from app import create_app
 
     original = get_settings()
     try:
-        app = create_app(original.override(api_token=TOKEN))
+        return create_app(original.override(api_token=token))
     finally:
         set_settings(original)
-    return schemathesis.openapi.from_wsgi(
-        "/api/openapi.json", app, headers={"Authorization": f"Bearer {TOKEN}"}
-    )
 
 
 # loaded at import: schemathesis' lazy fixture loader does not work with pytest 9
-schema = build_schema()
+with_token = schemathesis.openapi.from_wsgi("/api/openapi.json", build_app(TOKEN), headers=AUTH)
+without_token = schemathesis.openapi.from_wsgi("/api/openapi.json", build_app(None))
 
 
-@schema.parametrize()
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-def test_api_conforms_to_its_openapi_document(case):
-    case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS)
+@with_token.parametrize()
+@SETTINGS
+def test_api_with_a_token_conforms_to_its_document(case):
+    case.call_and_validate(headers=AUTH, checks=ALL_CHECKS)
+
+
+@without_token.parametrize()
+@SETTINGS
+def test_api_without_a_token_conforms_to_its_document(case):
+    case.call_and_validate(checks=ALL_CHECKS)
+
+
+class WithToken(with_token.as_state_machine()):  # type: ignore[misc]
+    def get_call_kwargs(self, case):  # type: ignore[no-untyped-def]
+        return {"headers": AUTH}
+
+    def validate_response(self, response, case, additional_checks=None, **kwargs):  # type: ignore[no-untyped-def]
+        case.validate_response(response, checks=ALL_CHECKS)
+
+
+class WithoutToken(without_token.as_state_machine()):  # type: ignore[misc]
+    def validate_response(self, response, case, additional_checks=None, **kwargs):  # type: ignore[no-untyped-def]
+        case.validate_response(response, checks=ALL_CHECKS)
+
+
+def test_following_links_with_a_token_conforms():
+    WithToken.run(settings=settings(SETTINGS, max_examples=15, stateful_step_count=6))
+
+
+def test_following_links_without_a_token_conforms():
+    WithoutToken.run(settings=settings(SETTINGS, max_examples=15, stateful_step_count=6))
