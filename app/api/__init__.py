@@ -66,7 +66,7 @@ def init_api(app: Flask, settings: Settings, registry: Registry) -> StepwiseApi:
         )
     for blueprint in (runs.blp, workflow_types.blp, health.blp):
         api.register_blueprint(blueprint)
-    add_start_operations(api.spec, api.ma_plugin, registry)
+    published_inputs = add_start_operations(api.spec, api.ma_plugin, registry)
     # flask-smorest registers a pagination schema that no Stepwise route uses
     api.spec.components.schemas.pop("PaginationMetadata", None)
     app.register_blueprint(docs.blp)
@@ -75,5 +75,5 @@ def init_api(app: Flask, settings: Settings, registry: Registry) -> StepwiseApi:
     app.extensions["stepwise_workflow_types"] = workflow_types.describe_workflows(
         registry, api.ma_plugin
     )
-    app.extensions["stepwise_input_checks"] = InputChecks(app.extensions["stepwise_workflow_types"])
+    app.extensions["stepwise_input_checks"] = InputChecks(published_inputs)
     return api

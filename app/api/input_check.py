@@ -27,11 +27,11 @@ def _json_schema(node: Any) -> Any:
 
 
 class InputChecks:
-    """One validator per workflow, built once from ``describe_workflows``' input schemas."""
+    """One validator per workflow, built once from the input schemas the document publishes."""
 
-    def __init__(self, workflow_types: list[dict[str, Any]]) -> None:
+    def __init__(self, input_schemas: dict[str, dict[str, Any]]) -> None:
         self._validators = {
-            w["name"]: Draft7Validator(_json_schema(w["input_schema"])) for w in workflow_types
+            name: Draft7Validator(_json_schema(schema)) for name, schema in input_schemas.items()
         }
 
     def problems(self, workflow: str, payload: Any) -> dict[str, Any]:

@@ -179,13 +179,42 @@ def describe_property(prop: dict[str, Any], required: bool) -> str:
     return "; ".join(parts)
 
 
-def add_start_operations(spec: Any, plugin: MarshmallowPlugin, registry: Registry) -> None:
-    """``POST /api/v1/workflows/<name>`` for every registered workflow, with its input schema."""
+# Postgres cannot store NUL in text or jsonb: strings say so in their schema, and
+# the published schema is what the API enforces (app.api.input_check)
+NO_NUL = "^[^\u0000]*$"
+# the addresses marshmallow's Email accepts, in a form JSON Schema can check:
+# dot-atom local part, dotted domain, a 2-6 letter top-level domain
+EMAIL = (
+    "^[A-Za-z0-9_%+-]+(\\.[A-Za-z0-9_%+-]+)*@"
+    "([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,6}$"
+)
+
+
+def forbid_nul(node: Any) -> None:
+    """Give every string without a pattern of its own the no-NUL pattern, in place."""
+    if isinstance(node, list):
+        for item in node:
+            forbid_nul(item)
+    elif isinstance(node, dict):
+        if node.get("type") == "string" and "pattern" not in node and "enum" not in node:
+            node["pattern"] = EMAIL if node.get("format") == "email" else NO_NUL
+        for value in node.values():
+            forbid_nul(value)
+
+
+def add_start_operations(
+    spec: Any, plugin: MarshmallowPlugin, registry: Registry
+) -> dict[str, dict[str, Any]]:
+    """``POST /api/v1/workflows/<name>`` for every registered workflow, with its input
+    schema; returns those input schemas by workflow name (what the API enforces)."""
     assert plugin.converter is not None
+    published: dict[str, dict[str, Any]] = {}
     for workflow in registry:
         camel = _camel(workflow.name)
         input_schema = plugin.converter.schema2jsonschema(workflow.input_schema)
         input_schema.setdefault("description", f"the input of a {workflow.name} run")
+        forbid_nul(input_schema)
+        published[workflow.name] = input_schema
         for field, prop in input_schema.get("properties", {}).items():
             if not prop.get("description"):
                 required = field in input_schema.get("required", [])
@@ -217,3 +246,4 @@ def add_start_operations(spec: Any, plugin: MarshmallowPlugin, registry: Registr
                 )
             },
         )
+    return published

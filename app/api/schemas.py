@@ -95,7 +95,7 @@ class RunListQuerySchema(Schema):
         validate=validate.OneOf(RUN_STATUSES), metadata={"description": "only runs in this status"}
     )
     name = fields.String(
-        validate=validate.Length(min=1, max=200),
+        validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,62}$", error="not a workflow name"),
         metadata={"description": "only runs of the workflow with this name"},
     )
     limit = fields.Integer(

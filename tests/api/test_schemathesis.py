@@ -20,7 +20,7 @@ load_all_checks()
 ALL_CHECKS = CHECKS.get_all()
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SETTINGS = settings(
-    max_examples=20,
+    max_examples=8,
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
@@ -68,8 +68,8 @@ class WithoutToken(without_token.as_state_machine()):  # type: ignore[misc]
 
 
 def test_following_links_with_a_token_conforms():
-    WithToken.run(settings=settings(SETTINGS, max_examples=15, stateful_step_count=6))
+    WithToken.run(settings=settings(SETTINGS, max_examples=6, stateful_step_count=5))
 
 
 def test_following_links_without_a_token_conforms():
-    WithoutToken.run(settings=settings(SETTINGS, max_examples=15, stateful_step_count=6))
+    WithoutToken.run(settings=settings(SETTINGS, max_examples=6, stateful_step_count=5))
