@@ -197,7 +197,12 @@ def forbid_nul(node: Any) -> None:
             forbid_nul(item)
     elif isinstance(node, dict):
         if node.get("type") == "string" and "pattern" not in node and "enum" not in node:
-            node["pattern"] = EMAIL if node.get("format") == "email" else NO_NUL
+            if node.get("format") == "email":
+                # tools read format "email" each their own way; the pattern is exact
+                node.pop("format")
+                node["pattern"] = EMAIL
+            else:
+                node["pattern"] = NO_NUL
         for value in node.values():
             forbid_nul(value)
 
@@ -213,12 +218,12 @@ def add_start_operations(
         camel = _camel(workflow.name)
         input_schema = plugin.converter.schema2jsonschema(workflow.input_schema)
         input_schema.setdefault("description", f"the input of a {workflow.name} run")
-        forbid_nul(input_schema)
-        published[workflow.name] = input_schema
         for field, prop in input_schema.get("properties", {}).items():
             if not prop.get("description"):
                 required = field in input_schema.get("required", [])
                 prop["description"] = describe_property(prop, required)
+        forbid_nul(input_schema)
+        published[workflow.name] = input_schema
         spec.components.schema(f"{camel}Input", component=input_schema)
         spec.components.schema(
             f"Start{camel}",
