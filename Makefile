@@ -3,31 +3,43 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# what running needs (make run), and that plus the test and lint tools (make test)
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install services db run test lint bench bench-smoke clean
+.PHONY: install install-run services db run ctl test lint bench bench-smoke clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
 
-install: $(STAMP)
+$(DEV_STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(DEV_STAMP)
+
+install-run: $(RUN_STAMP)
+
+install: $(DEV_STAMP)
 
 services:
 	bash scripts/services.sh
 
-db: install services
+db: install-run services
 	$(BIN)/python scripts/create_database.py
 	$(BIN)/alembic upgrade head
 
-# web, worker, beat and Flower under honcho, after the release step (migrations).
-# Ctrl-C: honcho 2.0 SIGTERMs each process group, then SIGKILLs after a fixed 5 s
-# (no option); steps still running then are resumed by the recovery sweep.
-run: db
-	mkdir -p var
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -p $${PORT:-8000} web worker beat flower
+# web, worker, beat and Flower under supervisord, configured from the Procfile at
+# each start (scripts/run.py); a crashed process is restarted, the others keep
+# serving. The release line (migrations) runs first. Ctrl-C stops them all.
+run: install-run services
+	$(BIN)/python scripts/create_database.py
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python scripts/run.py web worker beat flower
+
+# supervisorctl for the system make run started, e.g. make ctl ARGS="restart worker"
+ctl:
+	$(BIN)/supervisorctl -c var/supervisord.conf $(ARGS)
 
 # everything; PYTEST_ARGS="tests/engine -q" runs a selection instead
 test: install services

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import sys
+from types import TracebackType
+
 from flask import Flask
 
-from app.settings import Settings, get_settings, set_settings
+from app.settings import ConfigError, Settings, get_settings, set_settings
+
+_default_hook = sys.excepthook
+
+
+def _one_line_config_errors(
+    kind: type[BaseException], error: BaseException, tb: TracebackType | None
+) -> None:
+    """``flask --app app ...`` and other entry points: a ConfigError is one line, not a
+    traceback; the variable's name is in the message. Anything else is left alone."""
+    if isinstance(error, ConfigError):
+        print(f"stepwise: configuration error: {error}", file=sys.stderr)
+        return
+    _default_hook(kind, error, tb)
+
+
+sys.excepthook = _one_line_config_errors
 
 
 def create_app(settings: Settings | None = None) -> Flask:

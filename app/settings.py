@@ -8,8 +8,10 @@ deployment never surfaces later as a confusing runtime error.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from email.utils import parseaddr
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
@@ -85,6 +87,29 @@ def _str(name: str, raw: str) -> str:
     return raw
 
 
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_MESSAGING_SERVICE = re.compile(r"^MG[0-9a-fA-F]{32}$")
+# the address part of EMAIL_FROM: one @, no spaces, a dotted domain
+_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>.]+$")
+
+
+def _twilio_sender(name: str, raw: str) -> str:
+    """A phone number in E.164 or a Messaging Service SID (``MG`` + 32 hex digits)."""
+    value = raw.strip()
+    if E164.match(value) or _MESSAGING_SERVICE.match(value):
+        return value
+    raise ConfigError(
+        f"{name} must be a phone number in E.164 (e.g. +14155550100) "
+        f"or a Messaging Service SID (MG...), got {raw!r}"
+    )
+
+
+def is_email_address(value: str) -> bool:
+    """``a@b.c`` or ``Name <a@b.c>``: what SendGrid's and SMTP's senders accept."""
+    _, address = parseaddr(value)
+    return bool(address) and _ADDRESS.match(address) is not None and "<" not in address
+
+
 def _schedule(name: str, raw: str) -> str:
     """Seconds (``"30"``) or a 5-field crontab (``"0 0 * * *"``); parsed by app.scheduling."""
     text = raw.strip()
@@ -114,11 +139,17 @@ class Settings:
     sendgrid_api_key: str | None = None
     sendgrid_api_host: str = "https://api.sendgrid.com"
     smtp_url: str | None = None
-    email_from: str = "stepwise@localhost"
+    # a syntactically valid address on a reserved domain: the console default
+    # accepts it, and a real provider is told to set EMAIL_FROM (see below)
+    email_from: str = "stepwise@example.com"
     notify_webhook_url: str | None = None
     notify_webhook_format: str = "auto"
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
     integration_timeout: float = 10.0
     workflow_modules: tuple[str, ...] = DEFAULT_WORKFLOW_MODULES
     workflow_retry_attempts: int = 3
@@ -165,6 +196,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "NOTIFY_WEBHOOK_FORMAT": ("notify_webhook_format", _choice("auto", "slack", "discord")),
     "STRIPE_API_KEY": ("stripe_api_key", _str),
     "STRIPE_API_BASE": ("stripe_api_base", _url("http", "https")),
+    "TWILIO_ACCOUNT_SID": ("twilio_account_sid", _str),
+    "TWILIO_AUTH_TOKEN": ("twilio_auth_token", _str),
+    "TWILIO_FROM": ("twilio_from", _twilio_sender),
+    "TWILIO_API_BASE": ("twilio_api_base", _url("http", "https")),
     "INTEGRATION_TIMEOUT": ("integration_timeout", _positive_float),
     "WORKFLOW_MODULES": ("workflow_modules", _csv),
     "WORKFLOW_RETRY_ATTEMPTS": ("workflow_retry_attempts", _positive_int),
@@ -220,6 +255,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "counters are counted from the current day's runs"
         )
     _check_web_bounds(settings)
+    check_providers(settings)
     return settings
 
 
@@ -236,6 +272,38 @@ def _check_web_bounds(settings: Settings) -> None:
         )
     if settings.dashboard_stream_seconds < 1:
         raise ConfigError("DASHBOARD_STREAM_SECONDS must be at least 1")
+
+
+_TWILIO_VARIABLES = {
+    "TWILIO_ACCOUNT_SID": "twilio_account_sid",
+    "TWILIO_AUTH_TOKEN": "twilio_auth_token",
+    "TWILIO_FROM": "twilio_from",
+}
+
+
+def check_providers(settings: Settings) -> None:
+    """Provider settings that only make sense together, checked at start.
+
+    Twilio needs all three of its variables: with one or two set, SMS would
+    silently go to the console, so the missing ones are named instead. A real
+    email provider needs an ``EMAIL_FROM`` it will accept (SendGrid answers
+    400 to a sender that is not an address; SMTP servers refuse it).
+    """
+    twilio = {var: getattr(settings, field) for var, field in _TWILIO_VARIABLES.items()}
+    missing = [var for var, value in twilio.items() if not value]
+    if missing and len(missing) < len(twilio):
+        raise ConfigError(
+            f"{', '.join(missing)} must be set too: Twilio needs TWILIO_ACCOUNT_SID, "
+            "TWILIO_AUTH_TOKEN and TWILIO_FROM (or none of them, for the console default)"
+        )
+    if (settings.sendgrid_api_key or settings.smtp_url) and not is_email_address(
+        settings.email_from
+    ):
+        raise ConfigError(
+            "EMAIL_FROM must be an email address (e.g. team@example.com or "
+            f"'Team <team@example.com>') when an email provider is configured, "
+            f"got {settings.email_from!r}"
+        )
 
 
 _current: Settings | None = None
@@ -256,7 +324,10 @@ def set_settings(settings: Settings) -> None:
 
 
 __all__ = [
+    "E164",
     "ConfigError",
+    "check_providers",
+    "is_email_address",
     "ENVIRONMENT_VARIABLES",
     "Settings",
     "get_settings",

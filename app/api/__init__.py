@@ -15,7 +15,9 @@ from werkzeug.exceptions import HTTPException
 from app.api import docs, health, runs, workflow_types
 from app.api.auth import install_auth
 from app.api.errors import handle_http_exception, install_error_handlers
+from app.api.input_check import InputChecks
 from app.api.json_body import install_json_vetting
+from app.api.openapi import StepwiseDocPlugin, add_start_operations
 from app.api.request_context import install_request_context
 from app.api.schemas import ErrorSchema
 from app.engine.registry import Registry
@@ -34,6 +36,8 @@ class StepwiseApi(Api):  # type: ignore[misc]
     """flask-smorest's Api with our error shape, in the handlers and in the document."""
 
     ERROR_SCHEMA = ErrorSchema
+    # no catch-all "default" response: each operation lists what it answers
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         return handle_http_exception(error)
@@ -46,6 +50,7 @@ def init_api(app: Flask, settings: Settings, registry: Registry) -> StepwiseApi:
     install_request_context(app)  # first: every later line and error carries the id
     install_auth(app, settings.api_token)
     install_json_vetting(app)  # after auth: a body is read only for a caller who may send it
+    token_required = bool(settings.api_token)
     api = StepwiseApi(
         app,
         spec_kwargs={
@@ -53,19 +58,24 @@ def init_api(app: Flask, settings: Settings, registry: Registry) -> StepwiseApi:
                 "description": "Start, inspect, retry and cancel durable workflow runs. "
                 'Every error is {"error": {"code", "message", "details"}}.'
             },
-            "security": [{"bearerAuth": []}],
+            "extra_plugins": [StepwiseDocPlugin(token_required)],
         },
     )
-    api.spec.components.security_scheme(
-        "bearerAuth",
-        {"type": "http", "scheme": "bearer", "description": "required when API_TOKEN is set"},
-    )
+    if token_required:  # declared only when the server really checks it
+        api.spec.components.security_scheme(
+            "bearerAuth",
+            {"type": "http", "scheme": "bearer", "description": "the deployment's API_TOKEN"},
+        )
     for blueprint in (runs.blp, workflow_types.blp, health.blp):
         api.register_blueprint(blueprint)
+    published_inputs = add_start_operations(api.spec, api.ma_plugin, registry)
+    # flask-smorest registers a pagination schema that no Stepwise route uses
+    api.spec.components.schemas.pop("PaginationMetadata", None)
     app.register_blueprint(docs.blp)
     install_error_handlers(app)
     app.extensions["stepwise_api"] = api
     app.extensions["stepwise_workflow_types"] = workflow_types.describe_workflows(
         registry, api.ma_plugin
     )
+    app.extensions["stepwise_input_checks"] = InputChecks(published_inputs)
     return api

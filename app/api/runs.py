@@ -14,11 +14,13 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 from werkzeug.exceptions import BadRequest
 
+from app.api import cursors
 from app.api.errors import ApiError
 from app.api.json_body import read_whole_body
 from app.api.schemas import (
@@ -51,7 +53,16 @@ NAME_OR_ID = {
     "description": "GET: a run id (UUID). POST: the name of a workflow to start.",
     "example": "signup",
 }
-RUN_ID = {"in": "path", "name": "run_id", "description": "a run id (UUID)"}
+UUID_SCHEMA = {"type": "string", "format": "uuid"}
+RUN_ID = {"in": "path", "name": "run_id", "description": "a run id (UUID)", "schema": UUID_SCHEMA}
+# GET reads a run: the same path parameter, stated as what GET accepts
+RUN_ID_AS_NAME_OR_ID = {
+    "in": "path",
+    "name": "name_or_id",
+    "required": True,
+    "description": "the run's id (a UUID)",
+    "schema": UUID_SCHEMA,
+}
 
 
 def manager() -> WorkflowManager:
@@ -105,30 +116,72 @@ def require_json_body(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def posts_to_a_workflow(view: Callable[..., Any]) -> Callable[..., Any]:
+    """POST to a run's URL is 405 (Allow: GET), before any body checks.
+
+    Workflow names never contain a hyphen, so a UUID here is a run id: the
+    resource exists, the method does not.
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, name_or_id: str, **kwargs: Any) -> Any:
+        if not _is_run_id(name_or_id):
+            return view(*args, name_or_id=name_or_id, **kwargs)
+        raise ApiError(
+            405,
+            "method_not_allowed",
+            "this is a run: GET reads it; POST starts a workflow by name",
+            headers={"Allow": "GET"},
+        )
+
+    return wrapper
+
+
+def _is_run_id(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+@blp.after_request
+def allow_what_this_url_serves(response: Response) -> Response:
+    """OPTIONS on the shared rule names the methods this URL really serves:
+    a run id is read (GET), a workflow name is started (POST)."""
+    args = request.view_args or {}
+    if request.method == "OPTIONS" and "name_or_id" in args:
+        served = "GET, HEAD, OPTIONS" if _is_run_id(args["name_or_id"]) else "POST, OPTIONS"
+        response.headers["Allow"] = served
+    return response
+
+
 def run_location(run: dict[str, Any]) -> dict[str, str]:
     return {"Location": f"{blp.url_prefix}/workflows/{run['id']}"}
 
 
 @blp.route("/workflows")
 class RunList(MethodView):
-    @blp.arguments(RunListQuerySchema, location="query", as_kwargs=True)
+    # an unknown query parameter is a 422 naming it, not silently ignored
+    @blp.arguments(RunListQuerySchema, location="query", as_kwargs=True, unknown=RAISE)
     @blp.response(200, RunPageSchema)
     def get(self, **query: Any) -> dict[str, Any]:
         """List runs, newest first.
 
-        Keyset pagination: pass the `next_cursor` of one page as `cursor` to
-        get the next; `next_cursor` is null on the last page. Items carry no
-        `steps`; GET one run for those.
+        Keyset pagination: pass the next_cursor of one page as cursor to get
+        the next; next_cursor is null on the last page. Items carry no steps;
+        GET one run for those.
 
-        Filters combine with AND. Besides the named ones, `input.<field>=<value>`
-        finds runs whose input has that value (`input.email=ada@example.com`;
-        nested fields with dots, `input.address.city=Paris`; a value that reads
+        Filters combine with AND. Besides the named ones, input.<field>=<value>
+        finds runs whose input has that value (input.email=ada@example.com;
+        nested fields with dots, input.address.city=Paris; a value that reads
         as a JSON number, boolean or null also matches that typed value).
         """
-        limit, cursor = query.pop("limit"), query.pop("cursor", None)
+        limit = query.pop("limit")
+        cursor = cursors.from_api(query.pop("cursor", None))
         filters = RunFilter(**query, input_fields=input_fields_from(request.args))
         items, next_cursor = manager().list(limit=limit, cursor=cursor, filters=filters)
-        return {"items": items, "next_cursor": next_cursor}
+        return {"items": items, "next_cursor": cursors.to_api(next_cursor)}
 
 
 def _bulk(action: Action, body: dict[str, Any]) -> dict[str, Any]:
@@ -176,24 +229,36 @@ class BulkCancel(MethodView):
 
 @blp.route("/workflows/<string:name_or_id>", parameters=[NAME_OR_ID])
 class WorkflowOrRun(MethodView):
+    @blp.doc(parameters=[RUN_ID_AS_NAME_OR_ID])
     @blp.arguments(WaitQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, RunSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="no run with this id")
-    @blp.alt_response(422, schema=ErrorSchema, description="`wait` is not in (0, 60]")
+    @blp.alt_response(
+        405, schema=ErrorSchema, description="the path names a workflow: POST starts it"
+    )
+    @blp.alt_response(422, schema=ErrorSchema, description="wait is not in (0, 60]")
     @blp.alt_response(
         503, schema=ErrorSchema, description="too many waiters in this process (Retry-After)"
     )
     def get(self, name_or_id: str, wait: float | None = None) -> dict[str, Any]:
         """One run with its steps.
 
-        With `wait=N`, the answer is held until the run is finished
-        (succeeded, failed or cancelled) or N seconds have passed, whichever
-        comes first; either way it is the run's state at that moment.
+        With wait=N, the answer is held until the run is finished (succeeded,
+        failed or cancelled) or N seconds have passed, whichever comes first;
+        either way it is the run's state at that moment.
         """
+        if name_or_id in manager().registry:  # /workflows/signup is the start resource
+            raise ApiError(
+                405,
+                "method_not_allowed",
+                f"{name_or_id} is a workflow: POST starts it; GET takes a run id",
+                headers={"Allow": "POST"},
+            )
         if wait is not None:
             await_run(name_or_id, wait)
         return manager().get(name_or_id)
 
+    @posts_to_a_workflow
     @require_json_body
     @blp.arguments(StartRunSchema)
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
@@ -211,12 +276,22 @@ class WorkflowOrRun(MethodView):
     @blp.alt_response(413, schema=ErrorSchema, description="body larger than MAX_CONTENT_LENGTH")
     @blp.alt_response(415, schema=ErrorSchema, description="body is not JSON")
     def post(self, body: dict[str, Any], headers: dict[str, Any], name_or_id: str) -> Any:
-        """Start a run of the workflow `name_or_id`.
+        """Start a run of the workflow name_or_id.
 
         The input is validated against the workflow's schema (422 names each
         bad field). The run is recorded before it is sent: if the broker is
         down the run waits, pending, for the recovery sweep.
         """
+        problems = current_app.extensions["stepwise_input_checks"].problems(
+            name_or_id, body["input"]
+        )
+        if problems:
+            raise ApiError(
+                422,
+                "invalid_input",
+                f"input does not match the {name_or_id!r} schema",
+                details={"input": problems},
+            )
         result = manager().start(
             name_or_id, body["input"], idempotency_key=headers.get("idempotency_key")
         )

@@ -5,9 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from app import json_vetting
+from app.api.cursors import CURSOR_PATTERN
 from app.engine.bulk import BULK_MAX
 from app.engine.manager import MAX_PAGE
 from app.engine.models import runs
@@ -41,18 +50,32 @@ def _time(description: str) -> UtcDateTime:
 
 
 class AttemptSchema(Schema):
-    attempt = fields.Integer(required=True)
-    status = fields.String(required=True, metadata={"description": "how the attempt ended"})
-    error = fields.Dict(allow_none=True)
-    started_at = fields.String(allow_none=True, metadata={"description": "ISO 8601"})
-    finished_at = fields.String(allow_none=True, metadata={"description": "ISO 8601"})
+    attempt = fields.Integer(required=True, metadata={"description": "1 for the first attempt"})
+    status = fields.String(
+        required=True, metadata={"description": "how the attempt ended: succeeded, failed, skipped"}
+    )
+    error = fields.Dict(
+        allow_none=True, metadata={"description": "type, message, step, attempt, retryable"}
+    )
+    started_at = fields.String(
+        allow_none=True, metadata={"description": "when the attempt started (ISO 8601)"}
+    )
+    finished_at = fields.String(
+        allow_none=True, metadata={"description": "when the attempt ended (ISO 8601)"}
+    )
 
 
 class StepSchema(Schema):
-    name = fields.String(required=True)
+    name = fields.String(required=True, metadata={"description": "the step's name"})
     position = fields.Integer(required=True, metadata={"description": "0-based order in the run"})
-    status = fields.String(required=True, validate=validate.OneOf(STEP_STATUSES))
-    attempts = fields.Integer(required=True)
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(STEP_STATUSES),
+        metadata={"description": "where the step stands"},
+    )
+    attempts = fields.Integer(
+        required=True, metadata={"description": "attempts started so far, the first included"}
+    )
     output = fields.Raw(allow_none=True, metadata={"description": "the step's JSON output"})
     error = fields.Dict(
         allow_none=True,
@@ -86,10 +109,16 @@ class StepSchema(Schema):
 
 
 class RunSummarySchema(Schema):
-    id = fields.UUID(required=True)
+    id = fields.UUID(required=True, metadata={"description": "the run's id"})
     name = fields.String(required=True, metadata={"description": "the workflow's name"})
-    status = fields.String(required=True, validate=validate.OneOf(RUN_STATUSES))
-    input = fields.Dict(required=True)
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(RUN_STATUSES),
+        metadata={"description": "where the run stands"},
+    )
+    input = fields.Dict(
+        required=True, metadata={"description": "the input the run was started with, as stored"}
+    )
     output = fields.Raw(
         allow_none=True, metadata={"description": "outputs of the steps by name, once succeeded"}
     )
@@ -105,13 +134,15 @@ class RunSummarySchema(Schema):
     forked_from = fields.Dict(
         allow_none=True, metadata={"description": "{run_id, step} of the run this was forked from"}
     )
-    created_at = UtcDateTime(required=True)
+    created_at = UtcDateTime(required=True, metadata={"description": "when the run was recorded"})
     started_at = _time("when the first step started")
     finished_at = _time("when the run reached succeeded, failed or cancelled")
 
 
 class RunSchema(RunSummarySchema):
-    steps = fields.List(fields.Nested(StepSchema), required=True)
+    steps = fields.List(
+        fields.Nested(StepSchema), required=True, metadata={"description": "the run's steps, in order"}
+    )
 
 
 class RunPageSchema(Schema):
@@ -123,7 +154,8 @@ class RunPageSchema(Schema):
     next_cursor = fields.String(
         allow_none=True,
         required=True,
-        metadata={"description": "pass as `cursor` for the next page; null on the last page"},
+        validate=validate.Regexp(CURSOR_PATTERN),
+        metadata={"description": "pass as cursor for the next page; null on the last page"},
     )
 
 
@@ -177,6 +209,14 @@ class RunFilterSchema(Schema):
 
 
 class RunListQuerySchema(RunFilterSchema):
+    """The list's query; ``input.<field>`` parameters are read apart (``input_fields_from``)."""
+
+    @pre_load
+    def _input_fields_apart(self, data: Any, **kwargs: Any) -> Any:
+        if hasattr(data, "items"):
+            return {k: v for k, v in data.items() if not str(k).startswith("input.")}
+        return data
+
     id_prefix = fields.String(
         validate=_id_prefix,
         metadata={"description": "the start of a run id, e.g. the 8 characters the dashboard shows"},
@@ -184,8 +224,11 @@ class RunListQuerySchema(RunFilterSchema):
     idempotency_key = fields.String(validate=[validate.Length(min=1, max=KEY_LENGTH), storable])
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PAGE))
     cursor = fields.String(
-        validate=[validate.Length(min=1, max=200), storable],
-        metadata={"description": "the `next_cursor` of the previous page"},
+        validate=validate.Regexp(CURSOR_PATTERN, error="not a cursor returned by this API"),
+        metadata={
+            "description": "the next_cursor of the previous page: the created-at time in "
+            "microseconds since the epoch and the id of that page's last run"
+        },
     )
 
 
@@ -254,28 +297,49 @@ class IdempotencyHeaderSchema(Schema):
 
 
 class StepTypeSchema(Schema):
-    name = fields.String(required=True)
-    position = fields.Integer(required=True)
-    transactional = fields.Boolean(required=True)
-    after = fields.List(fields.String(), required=True)
-    kind = fields.String(required=True)
-    signal = fields.String(allow_none=True)
-    conditional = fields.Boolean(required=True, metadata={"description": "has a when= condition"})
-    compensates = fields.String(allow_none=True)
+    name = fields.String(required=True, metadata={"description": "the step's name"})
+    position = fields.Integer(required=True, metadata={"description": "0-based order"})
+    transactional = fields.Boolean(
+        required=True,
+        metadata={"description": "its database writes commit with its checkpoint (exactly once)"},
+    )
+    after = fields.List(
+        fields.String(), required=True, metadata={"description": "names of the steps it waits for"}
+    )
+    kind = fields.String(
+        required=True, metadata={"description": "task, sleep, signal (a wait), or compensation"}
+    )
+    signal = fields.String(
+        allow_none=True, metadata={"description": "the signal a signal step waits for"}
+    )
+    conditional = fields.Boolean(
+        required=True, metadata={"description": "runs only when its condition holds"}
+    )
+    compensates = fields.String(
+        allow_none=True, metadata={"description": "the step a compensation step undoes"}
+    )
 
 
 class WorkflowTypeSchema(Schema):
-    name = fields.String(required=True)
-    description = fields.String(required=True)
-    steps = fields.List(fields.Nested(StepTypeSchema), required=True)
-    signals = fields.List(fields.String(), required=True)
+    name = fields.String(required=True, metadata={"description": "the name to start it by"})
+    description = fields.String(required=True, metadata={"description": "what the workflow does"})
+    steps = fields.List(
+        fields.Nested(StepTypeSchema), required=True, metadata={"description": "its steps, in order"}
+    )
+    signals = fields.List(
+        fields.String(), required=True, metadata={"description": "the signals it declares"}
+    )
     input_schema = fields.Dict(
-        required=True, metadata={"description": "JSON Schema of the `input` a run takes"}
+        required=True, metadata={"description": "JSON Schema of the input a run takes"}
     )
 
 
 class WorkflowTypeListSchema(Schema):
-    items = fields.List(fields.Nested(WorkflowTypeSchema), required=True)
+    items = fields.List(
+        fields.Nested(WorkflowTypeSchema),
+        required=True,
+        metadata={"description": "every registered workflow"},
+    )
 
 
 class SignalSchema(Schema):
@@ -287,18 +351,25 @@ class SignalSchema(Schema):
 
 class ErrorBodySchema(Schema):
     code = fields.String(required=True, metadata={"description": "stable, machine-readable"})
-    message = fields.String(required=True)
+    message = fields.String(required=True, metadata={"description": "for people"})
     details = fields.Dict(required=True, metadata={"description": "e.g. each bad field by name"})
 
 
 class ErrorSchema(Schema):
-    error = fields.Nested(ErrorBodySchema, required=True)
+    error = fields.Nested(
+        ErrorBodySchema, required=True, metadata={"description": "what went wrong"}
+    )
 
 
 class HealthSchema(Schema):
-    status = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "ok"})
 
 
 class ReadinessSchema(Schema):
-    status = fields.String(required=True)
-    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    status = fields.String(required=True, metadata={"description": "ready"})
+    checks = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "each dependency (database, broker) and its state"},
+    )

@@ -35,6 +35,7 @@ _SECRET_PATTERNS = (
     re.compile(r"()\b[sr]k_(?:live|test)_[A-Za-z0-9]+()"),  # Stripe secret / restricted keys
     re.compile(r"()\bSG\.[\w-]+\.[\w-]+()"),  # SendGrid API keys
     re.compile(r"(?i)(bearer\s+)[^\s\"']+()"),
+    re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]{8,}()"),  # HTTP basic credentials (Twilio)
     re.compile(r"(//[^/\s:@]+:)[^@\s/]+(@)"),  # user:password@ in any URL
 )
 
@@ -54,7 +55,7 @@ class IntegrationRejected(NonRetryableError):
 def secrets_of(settings: Settings) -> tuple[str, ...]:
     """Every configured value that must never appear in an error message."""
     found: list[str] = []
-    for key in (settings.sendgrid_api_key, settings.stripe_api_key):
+    for key in (settings.sendgrid_api_key, settings.stripe_api_key, settings.twilio_auth_token):
         if key:
             found.append(key)
     if settings.smtp_url:

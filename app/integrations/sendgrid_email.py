@@ -3,7 +3,9 @@
 The client sets no timeout of its own (a silent server would hold the step
 until its hard time limit), so every request carries ``INTEGRATION_TIMEOUT``.
 SendGrid takes no idempotency key; the step's key rides along as a custom
-argument, so a duplicate can be traced in SendGrid's event data.
+argument, so a duplicate can be traced in SendGrid's event data. It goes on
+the personalization, where SendGrid's published mail-send schema types
+``custom_args`` as an object (at message level the schema says string).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class SendGridEmail:
             subject=message.subject,
             plain_text_content=message.text,
         )
-        mail.custom_arg = CustomArg(KEY_ARGUMENT, idempotency_key)
+        mail.personalizations[0].add_custom_arg(CustomArg(KEY_ARGUMENT, idempotency_key))
         try:
             response = self._client.client.mail.send.post(
                 request_body=mail.get(), timeout=self._timeout

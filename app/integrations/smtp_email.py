@@ -2,7 +2,10 @@
 
 ``SMTP_URL``: ``smtp://user:password@host:port`` (STARTTLS when the server
 offers it, as SES does on 587) or ``smtps://...`` (TLS from the first byte,
-port 465). The step's idempotency key becomes the ``Message-ID``, so a
+port 465). Credentials are never sent in clear to another machine: a remote
+server that offers no STARTTLS (or a stripped offer) fails the send instead.
+The server's certificate is verified against the system's CAs (OpenSSL's
+``SSL_CERT_FILE`` adds a private CA). The step's idempotency key becomes the ``Message-ID``, so a
 duplicate (see ``deliveries``) carries the same id and mail clients thread or
 drop it.
 """
@@ -10,6 +13,7 @@ drop it.
 from __future__ import annotations
 
 import email.message
+import ipaddress
 import smtplib
 import ssl
 from urllib.parse import unquote, urlsplit
@@ -22,6 +26,20 @@ from app.settings import Settings
 def message_id(idempotency_key: str, sender: str) -> str:
     domain = sender.rpartition("@")[2] or "stepwise.localhost"
     return f"<{idempotency_key.replace(':', '.')}@{domain}>"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refuses_clear_login(host: str, *, has_credentials: bool, encrypted: bool) -> bool:
+    """Logging in without TLS is only allowed to this machine (a local relay or a fake)."""
+    return has_credentials and not encrypted and not is_loopback(host)
 
 
 class SmtpEmail:
@@ -54,9 +72,15 @@ class SmtpEmail:
             )
         client = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
         client.ehlo()
-        if client.has_extn("starttls"):
+        encrypted = client.has_extn("starttls")
+        if encrypted:
             client.starttls(context=ssl.create_default_context())
             client.ehlo()
+        if refuses_clear_login(self._host, has_credentials=bool(self._user), encrypted=encrypted):
+            client.close()
+            raise smtplib.SMTPNotSupportedError(
+                f"{self._host} offers no STARTTLS; not sending the SMTP password in clear"
+            )
         return client
 
     def send(self, message: EmailMessage, *, idempotency_key: str) -> str:

@@ -5,6 +5,12 @@ answers a repeated key with the first result for 24 hours, so a retried or
 redelivered step never creates a second customer. The client's own network
 retries are off — the workflow's retry policy owns retries — and requests go
 through the client's default transport (requests) with ``INTEGRATION_TIMEOUT``.
+
+API version: every request carries ``Stripe-Version`` = the version the
+installed ``stripe`` library pins (``stripe.api_version``; stripe 16.1 pins
+``2026-10-28.endive``), not the account's default, so a Stripe dashboard
+upgrade never changes what this code receives. Upgrading the library is what
+moves it, and docs/integrations.md says so.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "STRIPE_API_KEY is set but the stripe client is not installed: "
         "pip install 'stepwise[stripe]'"
     ) from exc
+
+STRIPE_API_VERSION: str = stripe.api_version
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str | None, float], stripe.StripeClient] = {}

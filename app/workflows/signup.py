@@ -1,4 +1,5 @@
-"""``signup``: create the account, set up billing, welcome the user, tell the team."""
+"""``signup``: create the account, set up billing, welcome the user, tell the team,
+and text them when they gave a phone number."""
 
 from __future__ import annotations
 
@@ -16,13 +17,22 @@ from app.integrations.billing import billing_provider
 from app.integrations.chat import notifier
 from app.integrations.deliveries import deliver_once
 from app.integrations.email import EmailMessage, email_sender
-from app.settings import get_settings
+from app.settings import E164, get_settings
 
 
 class SignupInput(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=320))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     plan = fields.String(required=True, validate=validate.OneOf(["free", "pro"]))
+    phone = fields.String(
+        allow_none=True,
+        validate=validate.Regexp(E164, error="must be a phone number in E.164, e.g. +14155550100"),
+        metadata={
+            "description": "optional mobile number in E.164 (+, country code, number); "
+            "with one, a welcome SMS is sent",
+            "example": "+14155550100",
+        },
+    )
 
 
 class DuplicateSignup(NonRetryableError):
@@ -113,3 +123,7 @@ def notify_team(ctx: StepContext) -> dict[str, Any]:
         send=post,
     )
     return {"notified": True, "replayed": delivery.replayed}
+
+
+# With a phone, a welcome SMS (Twilio when configured); without one, skipped.
+signup.step(name="send_welcome_sms", when=has_phone)(send_welcome_sms)

@@ -1,13 +1,15 @@
-"""GET /api/openapi.json describes every route; /api/docs shows it to people."""
+"""GET /api/openapi.json describes every route as it behaves; /api/docs shows it to people."""
 
 from __future__ import annotations
 
+import re
+
+from app.engine.registry import registry
 from tests.api.conftest import RUN_KEYS
 
 ROUTES = {
     ("/api/v1/workflows", "get"): "200",
     ("/api/v1/workflows/{name_or_id}", "get"): "200",
-    ("/api/v1/workflows/{name_or_id}", "post"): "202",
     ("/api/v1/workflows/{run_id}/retry", "post"): "202",
     ("/api/v1/workflows/{run_id}/cancel", "post"): "202",
     ("/api/v1/workflows/bulk/retry", "post"): "200",
@@ -19,6 +21,10 @@ ROUTES = {
 }
 
 
+def starts() -> dict[tuple[str, str], str]:
+    return {(f"/api/v1/workflows/{w.name}", "post"): "202" for w in registry}
+
+
 def resolve(spec: dict, node: dict) -> dict:
     while "$ref" in node:
         kind, name = node["$ref"].split("/")[-2:]
@@ -26,29 +32,31 @@ def resolve(spec: dict, node: dict) -> dict:
     return node
 
 
-def test_every_route_has_its_success_and_error_schemas(client):
-    response = client.get("/api/openapi.json")
+def document(make_app, token: str | None) -> dict:
+    client = make_app(api_token=token).test_client()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = client.get("/api/openapi.json", headers=headers)
     assert response.status_code == 200
-    spec = response.get_json()
+    return response.get_json()
+
+
+def operations(spec: dict):  # type: ignore[no-untyped-def]
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method != "parameters":
+                yield path, method, op
+
+
+def test_every_route_and_every_registered_workflow_has_an_operation(make_app):
+    spec = document(make_app, None)
     assert spec["openapi"].startswith("3.")
-    documented = {(p, m) for p, ops in spec["paths"].items() for m in ops if m != "parameters"}
-    assert documented == set(ROUTES)
-    error_schema = spec["components"]["schemas"]["Error"]
-    assert error_schema["required"] == ["error"]
-    for (path, method), success in ROUTES.items():
+    documented = {(p, m) for p, m, _ in operations(spec)}
+    assert documented == set(ROUTES) | set(starts())
+    for (path, method), success in {**ROUTES, **starts()}.items():
         operation = spec["paths"][path][method]
         body = resolve(spec, operation["responses"][success])
         assert "schema" in body["content"]["application/json"], (path, method)
-        default = resolve(spec, operation["responses"]["default"])
-        assert default["content"]["application/json"]["schema"] == {
-            "$ref": "#/components/schemas/Error"
-        }
-    start = spec["paths"]["/api/v1/workflows/{name_or_id}"]["post"]
-    assert start["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/StartRun"
-    }
-    assert {p["name"] for p in start["parameters"]} == {"Idempotency-Key"}
-    assert set(start["responses"]) >= {"200", "202", "400", "404", "409", "413", "415", "422"}
+        assert "default" not in operation["responses"], (path, method)
     run = spec["components"]["schemas"]["Run"]
     assert set(run["properties"]) == RUN_KEYS
     list_params = {p["name"] for p in spec["paths"]["/api/v1/workflows"]["get"]["parameters"]}
@@ -68,14 +76,80 @@ def test_every_route_has_its_success_and_error_schemas(client):
     assert set(bulk_body["properties"]) == {
         "name", "status", "error_type", "created_after", "created_before", "limit"
     }
+
+
+def test_each_start_operation_takes_its_workflows_own_input_schema(make_app):
+    spec = document(make_app, None)
+    start = spec["paths"]["/api/v1/workflows/signup"]["post"]
+    body = resolve(spec, start["requestBody"]["content"]["application/json"]["schema"])
+    assert body["required"] == ["input"] and body["additionalProperties"] is False
+    signup = resolve(spec, body["properties"]["input"])
+    assert set(signup["properties"]) == {"email", "name", "plan", "phone"}
+    assert set(signup["required"]) == {"email", "name", "plan"}
+    assert signup["properties"]["plan"]["enum"] == ["free", "pro"]
+    assert signup["properties"]["phone"]["pattern"] == r"^\+[1-9][0-9]{6,14}$"
+    assert {p["name"] for p in start["parameters"]} == {"Idempotency-Key"}
+    assert set(start["responses"]) == {"200", "202", "400", "409", "413", "415", "422", "503"}
+    links = start["responses"]["202"]["links"]
+    assert set(links) == {"GetRun", "RetryRun", "CancelRun"}
+    assert links["GetRun"]["parameters"] == {"name_or_id": "$response.body#/id"}
+
+
+def test_without_a_token_the_document_declares_no_security_and_no_401(make_app):
+    spec = document(make_app, None)
+    assert "security" not in spec
+    assert "securitySchemes" not in spec.get("components", {})
+    for path, method, op in operations(spec):
+        assert "401" not in op["responses"], (path, method)
+        assert op.get("security") in (None, []), (path, method)
+
+
+def test_with_a_token_every_api_operation_requires_it_and_documents_401(make_app):
+    spec = document(make_app, "a-token")
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    for path, method, op in operations(spec):
+        if path.startswith("/api/"):
+            assert op["security"] == [{"bearerAuth": []}], (path, method)
+            assert resolve(spec, op["responses"]["401"])["content"]["application/json"]
+        else:  # probes stay open
+            assert op.get("security") in (None, []) and "401" not in op["responses"]
 
 
-def test_docs_page_is_html_listing_every_route(client):
+def test_the_cursor_pattern_is_what_the_server_accepts(client, make_app):
+    spec = document(make_app, None)
+    [cursor] = [p for p in spec["paths"]["/api/v1/workflows"]["get"]["parameters"]
+                if p["name"] == "cursor"]
+    pattern = re.compile(cursor["schema"]["pattern"])
+    page = client.get("/api/v1/workflows?limit=1").get_json()
+    if page["next_cursor"]:
+        assert pattern.match(page["next_cursor"])
+    made_up = "1700000000000000_00000000-0000-0000-0000-000000000000"
+    assert pattern.match(made_up)
+    assert client.get(f"/api/v1/workflows?cursor={made_up}").status_code == 200
+
+
+def test_every_parameter_and_field_has_a_description(make_app):
+    spec = document(make_app, "a-token")
+    missing = []
+    for path, method, op in operations(spec):
+        for parameter in op.get("parameters", []) + spec["paths"][path].get("parameters", []):
+            if not parameter.get("description"):
+                missing.append(f"{method} {path} {parameter['name']}")
+    for name, schema in spec["components"]["schemas"].items():
+        for field, prop in schema.get("properties", {}).items():
+            if not (prop.get("description") or "$ref" in prop):
+                missing.append(f"{name}.{field}")
+    assert missing == []
+
+
+def test_docs_page_is_html_with_descriptions_and_no_raw_references(client):
     response = client.get("/api/docs")
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     page = response.get_data(as_text=True)
-    for path, _ in ROUTES:
+    for path, _ in {**ROUTES, **starts()}:
         assert f"<code>{path}</code>" in page
     assert "/api/openapi.json" in page
+    assert "#/components/" not in page and "`" not in page
+    assert "optional mobile number in E.164" in page  # a field's description
+    assert "the most runs on one page" in page  # a parameter's description

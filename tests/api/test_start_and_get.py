@@ -57,15 +57,42 @@ def test_unknown_run_id_is_404(client):
 
 def test_malformed_run_id_is_404_on_get_retry_and_cancel(client):
     for bad in ("not-a-uuid", "signup", "123", "0" * 40):
-        assert_error(client.get(f"/api/v1/workflows/{bad}"), 404, "run_not_found")
+        if bad != "signup":
+            assert_error(client.get(f"/api/v1/workflows/{bad}"), 404, "run_not_found")
         assert_error(client.post(f"/api/v1/workflows/{bad}/retry"), 404, "run_not_found")
         assert_error(client.post(f"/api/v1/workflows/{bad}/cancel"), 404, "run_not_found")
+
+
+def test_the_shared_url_allows_get_for_a_run_and_post_for_a_workflow(client):
+    run_url = f"/api/v1/workflows/{uuid.uuid4()}"
+    error = assert_error(client.get("/api/v1/workflows/signup"), 405, "method_not_allowed")
+    assert "POST starts it" in error["message"]
+    response = client.post(run_url, json={"input": {}})
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == "GET"
+    assert client.options(run_url).headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert client.options("/api/v1/workflows/signup").headers["Allow"] == "POST, OPTIONS"
+
+
+def test_input_is_held_to_the_published_schema_not_to_marshmallows_leniency(client):
+    response = start(client, "flaky", {"fail_times": "2", "fatal": 0})
+    error = assert_error(response, 422, "invalid_input")
+    assert set(error["details"]["input"]) == {"fail_times", "fatal"}
 
 
 def test_invalid_input_is_422_naming_each_bad_field(client):
     response = start(client, "signup", {"email": "not-an-address", "plan": "gold"})
     error = assert_error(response, 422, "invalid_input")
     assert set(error["details"]["input"]) == {"email", "name", "plan"}
+
+
+def test_phone_must_be_e164_and_is_optional(client):
+    error = assert_error(start(client, "signup", signup_input(phone="0415 555 0100")), 422,
+                         "invalid_input")
+    assert set(error["details"]["input"]) == {"phone"}
+    response = start(client, "signup", signup_input(phone="+14155550100"))
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert response.get_json()["input"]["phone"] == "+14155550100"
 
 
 def test_input_that_is_not_an_object_is_422(client):

@@ -12,7 +12,7 @@ def test_cancel_a_pending_run_answers_202_with_the_cancelled_run(client):
     cancelled = response.get_json()
     assert (cancelled["id"], cancelled["status"]) == (run["id"], "cancelled")
     assert cancelled["finished_at"] is not None
-    assert len(cancelled["steps"]) == 4
+    assert len(cancelled["steps"]) == 5
     assert client.get(f"/api/v1/workflows/{run['id']}").get_json()["status"] == "cancelled"
 
 

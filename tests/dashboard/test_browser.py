@@ -143,7 +143,7 @@ def test_run_started_from_the_page_shows_its_steps_succeeding(page, live_server,
     page.find_element(By.LINK_TEXT, "signup").click()
     wait_for(lambda: at(page, lambda u: u.endswith("/workflow-types?workflow=signup")), what="one type")
     names = [n.text for n in page.find_elements(By.CSS_SELECTOR, "#workflow-signup .node-name")]
-    assert names == ["create_user", "provision_plan", "send_welcome_email", "notify_team"]
+    assert names == ["create_user", "provision_plan", "send_welcome_email", "notify_team", "send_welcome_sms"]
     assert len(page.find_elements(By.CSS_SELECTOR, "#workflow-signup .arrow")) == 5
     shoot(page, screenshot_dir, "workflow-types")
     email = f"grace-{uuid.uuid4().hex[:6]}@example.com"

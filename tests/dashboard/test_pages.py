@@ -138,7 +138,7 @@ def test_unknown_run_is_a_404_page(client):
 
 def test_workflow_types_show_steps_schema_and_a_start_form(client):
     html = client.get("/workflow-types").get_data(as_text=True)
-    for step in ("create_user", "provision_plan", "send_welcome_email", "notify_team"):
+    for step in ("create_user", "provision_plan", "send_welcome_email", "notify_team", "send_welcome_sms"):
         assert f'data-step="{step}"' in html
     assert 'id="start-signup"' in html
     assert "free | pro" in html  # the plan field's choices

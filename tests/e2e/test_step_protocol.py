@@ -24,7 +24,7 @@ def test_signup_goes_pending_running_succeeded_with_step_records(manager, worker
     assert run["status"] == "succeeded", run["error"]
     assert run["started_at"] <= run["finished_at"]
     names = [s["name"] for s in run["steps"]]
-    assert names == ["create_user", "provision_plan", "send_welcome_email", "notify_team"]
+    assert names == ["create_user", "provision_plan", "send_welcome_email", "notify_team", "send_welcome_sms"]
     for step in run["steps"]:
         assert step["status"] == "succeeded"
         assert step["attempts"] == 1
@@ -246,6 +246,6 @@ def test_step_outputs_stay_out_of_celerys_results_and_events(manager, worker):
         line for line in worker.output().splitlines()
         if str(run_id) in line and "succeeded in" in line
     ]
-    assert len(succeeded) == 4
+    assert len(succeeded) == 5
     assert all("s: None" in line for line in succeeded)  # what the event carries as result
     assert not any(email in line for line in succeeded)

@@ -56,7 +56,7 @@ def test_start_records_run_and_steps_then_sends_once(mgr, recorder):
     run = result.run
     assert result.created and run["status"] == "pending"
     assert [s["name"] for s in run["steps"]] == [
-        "create_user", "provision_plan", "send_welcome_email", "notify_team"
+        "create_user", "provision_plan", "send_welcome_email", "notify_team", "send_welcome_sms"
     ]
     assert recorder.sent == [(run["id"], "signup", "create_user")]
 

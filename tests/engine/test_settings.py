@@ -45,3 +45,20 @@ def test_visibility_timeout_must_outlast_the_step_time_limit() -> None:
 def test_retention_must_keep_at_least_a_day_for_the_metrics() -> None:
     with pytest.raises(ConfigError, match="WORKFLOW_CLEANUP_RETENTION"):
         load_settings({"WORKFLOW_CLEANUP_RETENTION": "3600"})
+
+
+@pytest.mark.parametrize("provider", [{"SENDGRID_API_KEY": "SG.x.y"}, {"SMTP_URL": "smtp://h:587"}])
+@pytest.mark.parametrize("sender", ["stepwise@localhost", "stepwise", "a b@example.com", "<>"])
+def test_a_real_email_provider_needs_an_email_from_address(provider, sender) -> None:
+    with pytest.raises(ConfigError, match="EMAIL_FROM must be an email address"):
+        load_settings({**provider, "EMAIL_FROM": sender})
+
+
+@pytest.mark.parametrize("sender", ["team@example.com", "Stepwise <team@mail.example.org>"])
+def test_an_email_from_address_with_or_without_a_name_is_accepted(sender) -> None:
+    assert load_settings({"SMTP_URL": "smtp://h:587", "EMAIL_FROM": sender}).email_from == sender
+
+
+def test_the_default_sender_is_an_address_and_the_console_takes_anything() -> None:
+    assert load_settings({"SENDGRID_API_KEY": "SG.x.y"}).email_from == "stepwise@example.com"
+    assert load_settings({"EMAIL_FROM": "stepwise@localhost"}).email_from == "stepwise@localhost"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 import uuid
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -12,10 +13,12 @@ from app.integrations.billing import ConsoleBilling, billing_provider
 from app.integrations.chat import ConsoleNotifier, notifier
 from app.integrations.email import ConsoleEmail, EmailMessage, email_sender
 from app.integrations.errors import REDACTED, IntegrationRejected, IntegrationUnavailable
+from app.integrations.stripe_billing import STRIPE_API_VERSION
 from app.integrations.webhook_chat import webhook_format
 from app.settings import Settings
 from tests.support.fakes.http import Reply
 from tests.support.fakes.providers import SENDGRID_KEY, STRIPE_KEY
+from tests.support.provider_schemas import decode_form, violations
 
 
 def token() -> str:
@@ -50,8 +53,36 @@ def test_sendgrid_receives_the_key_recipient_text_and_idempotency_key(sendgrid):
     assert body["personalizations"][0]["to"] == [{"email": f"{t}@example.com"}]
     assert body["from"] == {"email": "team@stepwise.test"}
     assert body["content"] == [{"type": "text/plain", "value": "Hello there"}]
-    assert body["custom_args"] == {"stepwise_idempotency_key": f"run:{t}"}
+    assert body["personalizations"][0]["custom_args"] == {"stepwise_idempotency_key": f"run:{t}"}
+    assert "custom_args" not in body  # a string at message level, in SendGrid's schema
+    assert violations("sendgrid_mail_send", body) == []
     assert message_id and not message_id.startswith("sendgrid:")
+
+
+def test_the_mail_send_schema_rejects_what_sendgrid_would():
+    """The vendored schema is no rubber stamp: the old body shape and sender fail it."""
+    body = {
+        "from": {"email": "stepwise@localhost"},
+        "subject": "Welcome",
+        "personalizations": [{"to": [{"email": "ada@example.com"}]}],
+        "content": [{"type": "text/plain", "value": "Hello"}],
+        "custom_args": {"stepwise_idempotency_key": "run:1"},
+    }
+    assert violations("sendgrid_mail_send", body) == [
+        "custom_args: {'stepwise_idempotency_key': 'run:1'} is not of type 'string'",
+        "from/email: 'stepwise@localhost' is not a 'email'",
+    ]
+
+
+def test_default_sender_is_an_address_sendgrid_accepts(sendgrid):
+    t = token()
+    settings = Settings(sendgrid_api_key=SENDGRID_KEY, sendgrid_api_host=sendgrid.url)
+    email_sender(settings).send(
+        EmailMessage(to=f"{t}@example.com", subject="Hi", text="Hello", sender=settings.email_from),
+        idempotency_key=t,
+    )
+    [seen] = sendgrid.requests(t)
+    assert violations("sendgrid_mail_send", seen.json()) == []
 
 
 def test_sendgrid_rejection_carries_the_message_without_the_key(sendgrid):
@@ -94,6 +125,26 @@ def test_stripe_customer_is_created_once_per_idempotency_key(stripe_api):
     assert seen[0].headers["authorization"] == f"Bearer {STRIPE_KEY}"
     assert seen[0].form()["email"] == f"{t}@example.com"
     assert seen[0].form()["name"] == "Ada"
+
+
+def test_stripe_request_conforms_to_stripes_create_customer_schema(stripe_api):
+    t = token()
+    settings = Settings(stripe_api_key=STRIPE_KEY, stripe_api_base=stripe_api.url)
+    billing_provider(settings).create_customer(
+        email=f"{t}@example.com", name="Ada Lovelace", idempotency_key=f"run-{t}:provision_plan"
+    )
+    [seen] = stripe_api.requests(t)
+    assert (seen.method, seen.path) == ("POST", "/v1/customers")
+    assert seen.headers["content-type"].startswith("application/x-www-form-urlencoded")
+    assert 1 <= len(seen.headers["idempotency-key"]) <= 255
+    assert seen.headers["stripe-version"] == STRIPE_API_VERSION  # the client's pinned version
+    form = decode_form(parse_qsl(seen.body.decode(), keep_blank_values=True))
+    assert form == {"email": f"{t}@example.com", "name": "Ada Lovelace",
+                    "metadata": {"stepwise_key": f"run-{t}:provision_plan"}}
+    assert violations("stripe_post_customers", form) == []
+    assert violations("stripe_post_customers", {**form, "plan": "pro"}) == [
+        "(body): Additional properties are not allowed ('plan' was unexpected)"
+    ]
 
 
 def test_stripe_rate_limit_is_retryable_after_its_retry_after(stripe_api):

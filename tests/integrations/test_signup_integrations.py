@@ -18,6 +18,7 @@ from tests.support.fakes.http import Reply
 from tests.support.fakes.providers import SENDGRID_KEY, STRIPE_KEY
 from tests.support.polling import wait_for
 from tests.support.processes import Worker
+from tests.support.provider_schemas import violations
 
 WEBHOOK_PATH = "/services/T0000/B0000/hook-secret-path"
 INTEGRATION_TIMEOUT = 1.0
@@ -85,7 +86,10 @@ def test_pro_signup_creates_one_stripe_customer_sends_one_email_and_one_post(
     assert body["from"] == {"email": "welcome@stepwise.test"}
     assert body["subject"] == f"Welcome to Stepwise, Ada {token}!"
     assert "your pro account is ready" in body["content"][0]["value"]
-    assert body["custom_args"] == {"stepwise_idempotency_key": f"{run_id}:send_welcome_email"}
+    assert body["personalizations"][0]["custom_args"] == {
+        "stepwise_idempotency_key": f"{run_id}:send_welcome_email"
+    }
+    assert violations("sendgrid_mail_send", body) == []
 
     [post] = webhook.requests(token)
     assert post.path == WEBHOOK_PATH

@@ -40,7 +40,7 @@ def test_list_and_show_print_runs_and_their_steps(runner, manager, ops_worker):
     run = json.loads(shown.output)
     assert run["id"] == run_id and run["status"] == "succeeded"
     assert [s["name"] for s in run["steps"]] == [
-        "create_user", "provision_plan", "send_welcome_email", "notify_team"
+        "create_user", "provision_plan", "send_welcome_email", "notify_team", "send_welcome_sms"
     ]
 
 

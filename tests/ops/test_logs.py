@@ -36,7 +36,7 @@ def test_log_lines_written_inside_a_step_carry_run_id_step_and_attempt_as_json(
     # and every protocol line of every step
     started = [line for line in lines if line["event"] == "step started"]
     assert [line["step"] for line in started] == [
-        "create_user", "provision_plan", "send_welcome_email", "notify_team"
+        "create_user", "provision_plan", "send_welcome_email", "notify_team", "send_welcome_sms"
     ]
     assert all(line["attempt"] == 1 and line["workflow"] == "signup" for line in started)
     assert all({"timestamp", "level", "logger"} <= set(line) for line in lines)

@@ -41,7 +41,8 @@ def provider_env(sendgrid, stripe_api, webhook) -> dict[str, str]:
 
 
 def sendgrid_key(seen: Seen) -> str:
-    return str(seen.json().get("custom_args", {}).get("stepwise_idempotency_key"))
+    personalization = seen.json()["personalizations"][0]
+    return str(personalization.get("custom_args", {}).get("stepwise_idempotency_key"))
 
 
 def accepted_sendgrid_per_key(fake: FakeSendGrid, run_ids: Iterable[Any]) -> Counter[str]:

@@ -309,10 +309,10 @@ def test_a_pickled_step_message_is_refused_and_nothing_runs(secure_worker, engin
     assert f"Task signup.create_user[{task_id}] received" not in secure_worker.output()
 
     # the same run, sent the normal way (JSON), runs once and completes
-    assert manager.send(uuid.UUID(run_id), "signup", 0)
+    assert manager.send(uuid.UUID(run_id), "signup", ["create_user"])
     run = wait_status(manager, run_id, "succeeded", "failed")
     assert run["status"] == "succeeded"
-    assert [s["attempts"] for s in run["steps"]] == [1, 1, 1, 1]
+    assert [s["attempts"] for s in run["steps"]] == [1, 1, 1, 1, 1]
     assert first_step(engine, run_id) == ("succeeded", 1, 1)
     assert not tripwire.exists()
     print(f"refused: {line.strip()[:200]}")

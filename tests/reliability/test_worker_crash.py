@@ -152,7 +152,7 @@ def test_queued_runs_survive_a_broker_flush(manager):
     finally:
         worker.stop()
     for rid in runs:
-        assert [s["attempts"] for s in manager.get(rid)["steps"]] == [1, 1, 1, 1]
+        assert [s["attempts"] for s in manager.get(rid)["steps"]] == [1, 1, 1, 1, 1]
 
 
 def test_a_poison_step_is_dead_lettered_while_other_runs_finish(manager):

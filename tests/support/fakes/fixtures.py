@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.fakes.providers import FakeStripe, FakeWebhook, HoldingSendGrid
 from tests.support.fakes.smtp import FakeSMTP
+from tests.support.fakes.twilio import FakeTwilio
 
 
 @pytest.fixture(scope="module")
@@ -37,5 +38,13 @@ def webhook() -> Iterator[FakeWebhook]:
 @pytest.fixture(scope="module")
 def smtp_server() -> Iterator[FakeSMTP]:
     fake = FakeSMTP().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def twilio_api() -> Iterator[FakeTwilio]:
+    """Twilio's Messages API (basic auth, form bodies, Twilio's error codes)."""
+    fake = FakeTwilio().start()
     yield fake
     fake.stop()
