@@ -323,9 +323,12 @@ class CancelRun(MethodView):
 ])
 class DeliverSignal(MethodView):
     @require_json_body
-    @blp.arguments(SignalSchema)
+    @blp.arguments(SignalSchema, required=True)
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.response(202, RunSchema, description="the signal is stored (and a waiting step woken)")
+    @blp.alt_response(400, schema=ErrorSchema, description="malformed JSON")
+    @blp.alt_response(413, schema=ErrorSchema, description="body larger than MAX_CONTENT_LENGTH")
+    @blp.alt_response(415, schema=ErrorSchema, description="body is not JSON")
     @blp.alt_response(404, schema=ErrorSchema, description="no run with this id")
     @blp.alt_response(409, schema=ErrorSchema, description="the run is finished")
     @blp.alt_response(422, schema=ErrorSchema, description="the workflow declares no such signal")

@@ -12,7 +12,6 @@ from marshmallow import (
     fields,
     pre_load,
     validate,
-    validates_schema,
 )
 
 from app import json_vetting
@@ -201,11 +200,6 @@ class RunFilterSchema(Schema):
         metadata={"description": "runs created before this time (ISO 8601; UTC if no zone)"}
     )
 
-    @validates_schema
-    def _ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
-        after, before = data.get("created_after"), data.get("created_before")
-        if after is not None and before is not None and after >= before:
-            raise ValidationError("must be earlier than created_before", "created_after")
 
 
 class RunListQuerySchema(RunFilterSchema):
@@ -218,7 +212,7 @@ class RunListQuerySchema(RunFilterSchema):
         return data
 
     id_prefix = fields.String(
-        validate=_id_prefix,
+        validate=[validate.Regexp(r"^[0-9a-fA-F]{4}[0-9a-fA-F-]{0,32}$"), _id_prefix],
         metadata={"description": "the start of a run id, e.g. the 8 characters the dashboard shows"},
     )
     idempotency_key = fields.String(validate=[validate.Length(min=1, max=KEY_LENGTH), storable])

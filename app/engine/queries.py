@@ -115,12 +115,7 @@ class RunFilter:
             raise _bad("input", f"at most {MAX_INPUT_FIELDS} input fields")
         for path, _ in self.input_fields:
             parse_input_path(path)
-        if (
-            self.created_after is not None
-            and self.created_before is not None
-            and self.created_after >= self.created_before
-        ):
-            raise _bad("created_after", "must be earlier than created_before")
+        # an empty window (after >= before) is no error: it matches nothing
 
     @property
     def empty(self) -> bool:

@@ -18,6 +18,7 @@ from app.integrations.chat import notifier
 from app.integrations.deliveries import deliver_once
 from app.integrations.email import EmailMessage, email_sender
 from app.settings import E164, get_settings
+from app.workflows.signup_sms import has_phone, send_welcome_sms
 
 
 class SignupInput(Schema):

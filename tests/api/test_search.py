@@ -91,7 +91,6 @@ def test_error_type_and_time_window_filter(client, engine):
         ({"id_prefix": "not-hex!"}, "id_prefix"),
         ({"created_after": "soon"}, "created_after"),
         ({"created_after": "0001-01-01T00:00:00+17:25"}, "created_after"),
-        ({"created_after": "2026-02-01", "created_before": "2026-01-01"}, "created_after"),
         ({"input.a..b": "1"}, "input.a..b"),
         ({"input.email;drop": "1"}, "input.email;drop"),
         ({"error_type": ""}, "error_type"),
