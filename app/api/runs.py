@@ -63,6 +63,15 @@ RUN_ID_AS_NAME_OR_ID = {
     "description": "the run's id (a UUID)",
     "schema": UUID_SCHEMA,
 }
+# the query parameter of GET one run (a manual parameter list replaces the generated one)
+WAIT_PARAMETER = {
+    "in": "query",
+    "name": "wait",
+    "required": False,
+    "description": "seconds (0 < wait <= 60) to hold the answer until the run is finished; "
+    "the run's current state is returned when they run out (200 either way)",
+    "schema": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 60},
+}
 
 
 def manager() -> WorkflowManager:
@@ -229,7 +238,7 @@ class BulkCancel(MethodView):
 
 @blp.route("/workflows/<string:name_or_id>", parameters=[NAME_OR_ID])
 class WorkflowOrRun(MethodView):
-    @blp.doc(parameters=[RUN_ID_AS_NAME_OR_ID])
+    @blp.doc(parameters=[RUN_ID_AS_NAME_OR_ID, WAIT_PARAMETER])
     @blp.arguments(WaitQuerySchema, location="query", as_kwargs=True)
     @blp.response(200, RunSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="no run with this id")

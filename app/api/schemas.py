@@ -188,7 +188,9 @@ class RunFilterSchema(Schema):
         validate=[validate.Length(min=1, max=200), storable],
         metadata={"description": "workflow name"},
     )
-    status = fields.String(validate=validate.OneOf(RUN_STATUSES))
+    status = fields.String(
+        validate=validate.OneOf(RUN_STATUSES), metadata={"description": "only runs in this status"}
+    )
     error_type = fields.String(
         validate=[validate.Length(min=1, max=200), storable],
         metadata={"description": "the `type` of the run's error, e.g. `NonRetryableError`"},
@@ -215,8 +217,15 @@ class RunListQuerySchema(RunFilterSchema):
         validate=[validate.Regexp(r"^[0-9a-fA-F]{4}[0-9a-fA-F-]{0,32}$"), _id_prefix],
         metadata={"description": "the start of a run id, e.g. the 8 characters the dashboard shows"},
     )
-    idempotency_key = fields.String(validate=[validate.Length(min=1, max=KEY_LENGTH), storable])
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PAGE))
+    idempotency_key = fields.String(
+        validate=[validate.Length(min=1, max=KEY_LENGTH), storable],
+        metadata={"description": "only the run started with this Idempotency-Key"},
+    )
+    limit = fields.Integer(
+        load_default=50,
+        validate=validate.Range(min=1, max=MAX_PAGE),
+        metadata={"description": "the most runs on one page"},
+    )
     cursor = fields.String(
         validate=validate.Regexp(CURSOR_PATTERN, error="not a cursor returned by this API"),
         metadata={
@@ -238,8 +247,11 @@ class BulkRequestSchema(RunFilterSchema):
 
 
 class SkippedRunSchema(Schema):
-    id = fields.UUID(required=True)
-    reason = fields.String(required=True, metadata={"example": "cannot retry a run that is running"})
+    id = fields.UUID(required=True, metadata={"description": "the run left unchanged"})
+    reason = fields.String(
+        required=True,
+        metadata={"description": "why", "example": "cannot retry a run that is running"},
+    )
 
 
 class BulkResultSchema(Schema):

@@ -43,6 +43,7 @@ def test_a_run_started_over_http_succeeds_and_get_shows_its_steps(http, worker):
         ("provision_plan", "succeeded", 1),
         ("send_welcome_email", "succeeded", 1),
         ("notify_team", "succeeded", 1),
+        ("send_welcome_sms", "skipped", 1),  # no phone given
     ]
     assert run["steps"][0]["output"]["email"] == payload["email"]
     assert run["steps"][1]["output"]["customer_id"].startswith("cus_local_")

@@ -42,7 +42,7 @@ def test_twenty_concurrent_identical_posts_with_one_key_start_exactly_one_run(ap
     statuses = sorted(status for status, _ in results)
     assert statuses == [200] * 19 + [202]
     assert len({run_id for _, run_id in results}) == 1
-    assert runs_and_steps_for_key(engine, key) == (1, 4)
+    assert runs_and_steps_for_key(engine, key) == (1, 5)
 
 
 def test_a_chunked_body_over_the_limit_is_413(make_app):
@@ -91,5 +91,5 @@ def test_a_post_while_the_broker_is_down_records_the_run_and_answers_202(engine)
             ),
             {"id": run["id"]},
         ).scalar()
-    assert (status, pending_steps) == ("pending", 4)
+    assert (status, pending_steps) == ("pending", 5)
     print(f"POST with the broker down answered 202 in {elapsed:.3f} s")

@@ -26,6 +26,7 @@ def test_start_answers_202_with_the_pending_run_and_its_steps(client):
         "provision_plan",
         "send_welcome_email",
         "notify_team",
+        "send_welcome_sms",
     ]
     for position, step in enumerate(run["steps"]):
         assert set(step) == STEP_KEYS

@@ -15,6 +15,7 @@ def test_lists_each_workflow_with_its_steps_and_input_json_schema(client):
         ("provision_plan", 1, False),
         ("send_welcome_email", 2, False),
         ("notify_team", 3, False),
+        ("send_welcome_sms", 4, False),
     ]
     schema = signup["input_schema"]
     assert schema["type"] == "object"
