@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from bench.services import ROOT
 
 VENV_BIN = Path(sys.executable).parent
+READY_PREFIX = "bench:ready:"
 
 
 def parse_args(description: str) -> argparse.Namespace:
@@ -47,30 +48,39 @@ def wait_until(
 class Worker:
     """A real ``celery -A workers worker`` in its own process group.
 
-    Both sides of every comparison run in the same kind of worker, with the
-    flags of the Procfile: prefork, events on, prefetch 1, late acks, JSON.
+    By default with the flags of the Procfile (prefork, events on; the project's
+    settings give prefetch 1, late acks, JSON); ``bench.plain_app`` runs with
+    Celery's own defaults instead (``project_flags=False``).
     """
 
-    def __init__(self, env: dict[str, str], *, concurrency: int = 2, queues: str | None = None):
-        """``queues``: consume only these (e.g. an idle queue, then ``consume_all``)."""
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        concurrency: int = 2,
+        queues: str | None = None,
+        loglevel: str = "INFO",
+        pool: str = "prefork",
+        app: str = "workers",
+        project_flags: bool = True,
+    ):
+        """``queues``: consume only these (e.g. an idle queue, then ``consume_all``).
+        ``project_flags=False`` runs ``app`` with Celery's own defaults: no events,
+        gossip and mingle on, every queue of the app consumed."""
         self.node = f"bench-{uuid.uuid4().hex[:8]}@localhost"
-        self.args = [
-            str(VENV_BIN / "celery"),
-            "-A",
-            "workers",
-            "worker",
-            "-E",
+        self.args = [str(VENV_BIN / "celery"), "-A", app, "worker"]
+        if project_flags:
+            self.args += ["-E", *(["--queues", queues] if queues else []),
+                          "--without-gossip", "--without-mingle"]
+        self.args += [
             "--pool",
-            "prefork",
+            pool,
             "--concurrency",
             str(concurrency),
             "--hostname",
             self.node,
-            *(["--queues", queues] if queues else []),
-            "--without-gossip",
-            "--without-mingle",
             "--loglevel",
-            "INFO",
+            loglevel,
         ]
         self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
         self.env["PATH"] = f"{VENV_BIN}{os.pathsep}{self.env.get('PATH', '')}"
@@ -90,15 +100,33 @@ class Worker:
             start_new_session=True,
         )
         log.close()
-        wait_until(
-            lambda: "ready." in self.output() or self.proc.poll() is not None,  # type: ignore[union-attr]
-            timeout=timeout,
-            what="the worker to be ready",
-            interval=0.1,
-        )
+        try:
+            wait_until(
+                lambda: self._ready() or self.proc.poll() is not None,  # type: ignore[union-attr]
+                timeout=timeout,
+                what="the worker to be ready",
+                interval=0.1,
+            )
+        except TimeoutError:
+            self.stop()
+            print(f"(worker log kept at {self.log_path})", file=sys.stderr)
+            raise
         if self.proc.poll() is not None:
             raise RuntimeError(f"worker exited at start:\n{self.output()[-4000:]}")
         return self
+
+    def _ready(self) -> bool:
+        if "ready." in self.output():
+            return True
+        # below INFO the worker prints no "ready." line; the bench apps' worker_ready
+        # hook leaves a key in the broker's database instead (bench.plain_app, bench.workflows)
+        import redis
+
+        client = redis.Redis.from_url(self.env["CELERY_BROKER_URL"])
+        try:
+            return bool(client.exists(f"{READY_PREFIX}{self.node}"))
+        finally:
+            client.close()
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -1,5 +1,5 @@
-"""What the benchmark workers run: a 3-step no-op workflow, the same three no-op
-steps as plain Celery tasks, and a workflow that hangs for the recovery benchmark.
+"""What the benchmark workers run: 3-step and 1-step no-op workflows, the same
+no-op steps as plain Celery tasks, and a workflow that hangs for the recovery benchmark.
 
 Loaded by the worker through ``WORKFLOW_MODULES=...,bench.workflows``, so both
 sides run in the same worker processes with the same settings. The last task of
@@ -10,10 +10,12 @@ step's checkpoint has committed) pushes the run id onto a Redis list.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
 import redis
+import sqlalchemy as sa
 from celery import shared_task, signals
 from marshmallow import Schema
 
@@ -22,8 +24,10 @@ from app.settings import get_settings
 
 DONE_KEY = "bench:done"
 ARRIVED_KEY = "bench:arrived"
+SQL_KEY = "bench:sql"
 PLAIN_TASKS = ("bench_plain.one", "bench_plain.two", "bench_plain.three")
-LAST_TASKS = frozenset({"bench_noop.three", PLAIN_TASKS[-1]})
+PLAIN_SOLO = ("bench_plain.solo",)
+LAST_TASKS = frozenset({"bench_noop.three", "bench_noop1.only", PLAIN_TASKS[-1], PLAIN_SOLO[0]})
 
 
 class EmptyInput(Schema):
@@ -48,11 +52,19 @@ def three(ctx: StepContext) -> None:
     return None
 
 
+noop1 = Workflow("bench_noop1", input_schema=EmptyInput)
+
+
+@noop1.step()
+def only(ctx: StepContext) -> None:
+    return None
+
+
 def _plain(run_id: str) -> None:
     return None
 
 
-for _name in PLAIN_TASKS:
+for _name in (*PLAIN_TASKS, *PLAIN_SOLO):
     shared_task(name=_name, acks_late=True, reject_on_worker_lost=True, ignore_result=True)(_plain)
 
 
@@ -91,10 +103,47 @@ def _redis() -> redis.Redis:
 
 @signals.task_postrun.connect
 def _report_done(task: Any = None, args: Any = None, **_: Any) -> None:
+    if _sql_counter.statements:
+        # only in a worker started with STEPWISE_BENCH_COUNT_SQL=1 (bench.compare's count phase)
+        _redis().incrby(SQL_KEY, _sql_counter.statements)
+        _sql_counter.statements = 0
     if task is not None and task.name in LAST_TASKS and args:
         _redis().rpush(DONE_KEY, json.dumps({"id": str(args[0]), "t": time.time()}))
+
+
+class SqlCounter:
+    """Counts the statements SQLAlchemy sends (every engine of this process).
+
+    pg_stat_statements is not loaded on the shared Postgres (it needs a restart),
+    so statements are counted on the client side instead.
+    """
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.installed = False
+
+    def install(self) -> None:
+        if not self.installed:
+            sa.event.listen(sa.Engine, "before_cursor_execute", self._count)
+            self.installed = True
+
+    def _count(self, *_: Any) -> None:
+        self.statements += 1
+
+
+_sql_counter = SqlCounter()
+if os.environ.get("STEPWISE_BENCH_COUNT_SQL") == "1":
+    _sql_counter.install()
 
 
 @signals.worker_process_init.connect
 def _forget_clients(**_: Any) -> None:
     _clients.clear()
+
+
+@signals.worker_ready.connect
+def _announce_ready(sender: Any = None, **_: Any) -> None:
+    """Tells ``bench.harness.Worker`` this worker consumes (it logs no "ready." below INFO)."""
+    hostname = getattr(sender, "hostname", None)
+    if hostname:
+        _redis().set(f"bench:ready:{hostname}", 1, ex=3600)

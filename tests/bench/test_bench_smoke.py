@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_bench(name: str) -> dict:
+def run_bench(name: str, timeout: float = 150) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     done = subprocess.run(
@@ -24,7 +24,7 @@ def run_bench(name: str) -> dict:
         env=env,
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith('{"bench"')]
@@ -67,3 +67,21 @@ def test_protocol_bench_reports_the_hot_path_per_step() -> None:
     rounds = result["median_ms_per_step_by_round"]
     assert set(rounds) == {"current"}
     assert all(ms > 0 for ms in rounds["current"])
+
+
+@pytest.mark.timeout(330)
+def test_compare_bench_puts_every_system_side_by_side() -> None:
+    """DBOS runs too when its venv exists or builds within two minutes (pip needs the
+    package index); otherwise the report says why it was skipped."""
+    result = run_bench("compare", timeout=320)
+    expected = {"celery defaults", "celery project", "stepwise"}
+    if "dbos" not in result["skipped"]:
+        expected.add("dbos")
+    assert set(result["systems"]) == expected
+    for figures in result["systems"].values():
+        assert figures["throughput_wps"] > 0
+        assert figures["cpu_by_component_ms"]["workers"] > 0
+    assert result["ratios"]["throughput stepwise/celery defaults"]["value"] > 0
+    stepwise = result["counts"]["stepwise"]
+    # issue 15's bound for a step's happy path: its checkpoint and at most one other statement
+    assert 1 <= stepwise["per_step"]["statements_worker"] <= 2
