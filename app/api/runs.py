@@ -27,6 +27,7 @@ from app.api.schemas import (
     BulkRequestSchema,
     BulkResultSchema,
     ErrorSchema,
+    ForkSchema,
     IdempotencyHeaderSchema,
     RunListQuerySchema,
     RunPageSchema,
@@ -315,6 +316,24 @@ class RetryRun(MethodView):
     def post(self, run_id: str) -> Any:
         """Retry a failed or cancelled run from its first step that did not succeed."""
         return manager().retry(run_id), 202
+
+
+@blp.route("/workflows/<string:run_id>/fork", parameters=[RUN_ID])
+class ForkRun(MethodView):
+    @require_json_body
+    @blp.arguments(ForkSchema, required=True)
+    @blp.response(202, RunSchema, description="the new run, sent to the workers")
+    @blp.alt_response(400, schema=ErrorSchema, description="malformed JSON")
+    @blp.alt_response(404, schema=ErrorSchema, description="no run with this id")
+    @blp.alt_response(409, schema=ErrorSchema, description="the source run is pending or running")
+    @blp.alt_response(413, schema=ErrorSchema, description="body larger than MAX_CONTENT_LENGTH")
+    @blp.alt_response(415, schema=ErrorSchema, description="body is not JSON")
+    @blp.alt_response(422, schema=ErrorSchema, description="unknown step, or bad input")
+    def post(self, body: dict[str, Any], run_id: str) -> Any:
+        """Fork a finished run from one of its steps: a new run that reuses the
+        outputs of the steps before it and runs the rest. The source is not changed."""
+        run = manager().fork(run_id, body["from_step"], body.get("input"))
+        return run, 202, run_location(run)
 
 
 @blp.route("/workflows/<string:run_id>/cancel", parameters=[RUN_ID])

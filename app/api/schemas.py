@@ -348,6 +348,21 @@ class WorkflowTypeListSchema(Schema):
     )
 
 
+class ForkSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    from_step = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,62}$", error="not a step name"),
+        metadata={"description": "the step to run again; the steps it depends on keep their outputs"},
+    )
+    input = fields.Dict(
+        metadata={"description": "new input for the fork (validated like a start); "
+                  "the source run's input when absent"},
+    )
+
+
 class SignalSchema(Schema):
     payload = fields.Dict(
         load_default=dict,

@@ -175,6 +175,19 @@ def _signals_of(manager: WorkflowManager, name: str) -> tuple[str, ...]:
     return workflow.signals if workflow is not None else ()
 
 
+@dashboard.post("/runs/<run_id>/fork")
+def fork(run_id: str) -> Response:
+    """"Fork from here" on a step's row: a new run that reuses the outputs before it."""
+    step = (request.form.get("step") or "").strip()
+    try:
+        forked = _manager().fork(run_id, step)
+    except (IllegalTransition, InvalidInput) as exc:
+        flash(f"Not forked: {exc.message}.", "error")
+        return redirect(url_for("dashboard.run", run_id=run_id))
+    flash(f"Forked from step {step}: this run reuses the outputs before it.", "ok")
+    return redirect(url_for("dashboard.run", run_id=forked["id"]))
+
+
 @dashboard.post("/runs/<run_id>/signal")
 def signal(run_id: str) -> Response:
     """Send a signal from the run page (the same delivery as the API's)."""

@@ -42,6 +42,7 @@ from app.engine.errors import (
     UnknownSignal,
     structured_error,
 )
+from app.engine.graph import ancestors
 from app.engine.models import runs, steps
 from app.engine.queries import RunFilter
 from app.engine.recovery import RecoveryMixin, RecoveryReport
@@ -432,6 +433,78 @@ class WorkflowManager(RecoveryMixin):
             )
         self.send(rid, name, delivered.woken)
         return self.get(rid)
+
+    def fork(
+        self, run_id: uuid.UUID | str, from_step: str, payload: Any = None
+    ) -> RunDict:
+        """A new run from ``from_step`` of a finished run; the source is not changed.
+
+        The new run copies the source's own graph (its rows, not the deployed
+        code): the steps ``from_step`` depends on, transitively, keep their
+        outputs as ``succeeded``; ``from_step`` and everything else is pending.
+        ``payload``, when given, is the new run's input (validated like a start).
+        """
+        rid = _as_uuid(run_id)
+        with self.engine.connect() as c:
+            source = c.execute(
+                sa.select(runs.c.name, runs.c.status, runs.c.input).where(runs.c.id == rid)
+            ).first()
+            rows = [dict(r) for r in c.execute(
+                sa.select(steps.c.position, steps.c.name, steps.c.after, steps.c.kind,
+                          steps.c.signal, steps.c.compensates, steps.c.status, steps.c.output)
+                .where(steps.c.run_id == rid).order_by(steps.c.position)
+            ).mappings()]
+        if source is None:
+            raise RunNotFound(f"no run with id {rid}")
+        if source.status in ("pending", "running"):
+            raise IllegalTransition(
+                f"cannot fork a run that is {source.status}: cancel it or let it finish",
+                details={"status": source.status, "action": "fork"},
+            )
+        graph = {r["name"]: tuple(r["after"]) for r in rows if r["kind"] != "compensation"}
+        if from_step not in graph:
+            raise InvalidInput(
+                f"run {rid} has no step {from_step!r}",
+                details={"from_step": [f"one of: {', '.join(graph)}"]},
+            )
+        kept = ancestors(graph, from_step)
+        missing = sorted(n for n in kept if next(r for r in rows if r["name"] == n)["status"]
+                         not in ("succeeded", "skipped"))
+        if missing:
+            raise InvalidInput(
+                f"step {from_step!r} depends on steps that did not succeed: {', '.join(missing)}",
+                details={"from_step": [f"not done in the source run: {', '.join(missing)}"]},
+            )
+        if payload is None:
+            data = dict(source.input)
+        else:
+            workflow = self.registry.find(source.name)
+            if workflow is None:
+                raise InvalidInput(
+                    f"workflow {source.name!r} is not registered here; fork without new input",
+                    details={"input": ["cannot be validated in this process"]},
+                )
+            data = self.validate_input(workflow, payload)
+        new_id = uuid.uuid4()
+        with self.engine.begin() as c:
+            c.execute(runs.insert().values(
+                id=new_id, name=source.name, status=RunStatus.PENDING.value, input=data,
+                forked_from={"run_id": str(rid), "step": from_step},
+                created_at=sa.func.now(), updated_at=sa.func.now(),
+            ))
+            c.execute(steps.insert().values([
+                {
+                    "run_id": new_id, "position": r["position"], "name": r["name"],
+                    "after": r["after"], "kind": r["kind"], "signal": r["signal"],
+                    "compensates": r["compensates"], "attempts": 0,
+                    "status": r["status"] if r["name"] in kept else StepStatus.PENDING.value,
+                    "output": r["output"] if r["name"] in kept else None,
+                }
+                for r in rows
+            ]))
+            ready = transitions.dispatch_ready(c, new_id)
+        self.send(new_id, source.name, ready)
+        return self.get(new_id)
 
     def wait(self, run_id: uuid.UUID | str, timeout: float) -> RunDict:
         """Block until the run is finished or ``timeout`` seconds pass; the run as it is then.

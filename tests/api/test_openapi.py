@@ -15,6 +15,7 @@ ROUTES = {
     ("/api/v1/workflows/bulk/retry", "post"): "200",
     ("/api/v1/workflows/bulk/cancel", "post"): "200",
     ("/api/v1/workflows/{run_id}/signals/{signal}", "post"): "202",
+    ("/api/v1/workflows/{run_id}/fork", "post"): "202",
     ("/api/v1/workflow-types", "get"): "200",
     ("/healthz", "get"): "200",
     ("/readyz", "get"): "200",

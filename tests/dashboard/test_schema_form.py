@@ -15,8 +15,9 @@ class Mixed(Schema):
 
 def test_signup_schema_is_described_with_types_choices_and_limits():
     specs = {s.key: s for s in describe(SignupInput())}
-    assert list(specs) == ["email", "name", "plan"]
+    assert list(specs) == ["email", "name", "plan", "phone"]
     assert specs["email"].widget == "email" and specs["email"].required
+    assert not specs["phone"].required
     assert specs["plan"].widget == "select" and specs["plan"].choices == ("free", "pro")
     assert specs["name"].constraints == "min 1, max 200"
 

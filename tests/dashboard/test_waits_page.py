@@ -54,3 +54,22 @@ def test_the_workflow_types_page_draws_parallel_branches_side_by_side(client):
     section = section[: section.index("</section>")]
     assert section.count('class="column parallel"') == 1  # left and right together
     assert 'title="Waits for all of: left, right">join' in section
+
+
+def test_fork_from_a_steps_row_opens_the_new_run(client, manager):
+    from app.engine.manager import WorkflowManager
+
+    silent = WorkflowManager(manager.engine, manager.registry, dispatch=None)
+    run_id = silent.start("flaky", {}).run["id"]
+    silent.cancel(run_id)
+    html = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert "fork from here" in html
+    token = csrf(client, f"/runs/{run_id}")
+    response = client.post(f"/runs/{run_id}/fork", data={"csrf_token": token, "step": "prepare"})
+    assert response.status_code == 302
+    new_id = response.headers["Location"].rsplit("/", 1)[-1]
+    assert new_id != str(run_id)
+    forked = manager.get(new_id)
+    assert forked["forked_from"] == {"run_id": str(run_id), "step": "prepare"}
+    page = client.get(f"/runs/{new_id}").get_data(as_text=True)
+    assert "Forked from" in page
