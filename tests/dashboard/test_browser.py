@@ -144,7 +144,8 @@ def test_run_started_from_the_page_shows_its_steps_succeeding(page, live_server,
     wait_for(lambda: at(page, lambda u: u.endswith("/workflow-types?workflow=signup")), what="one type")
     names = [n.text for n in page.find_elements(By.CSS_SELECTOR, "#workflow-signup .node-name")]
     assert names == ["create_user", "provision_plan", "send_welcome_email", "notify_team", "send_welcome_sms"]
-    assert len(page.find_elements(By.CSS_SELECTOR, "#workflow-signup .arrow")) == 5
+    # start → five steps → done
+    assert len(page.find_elements(By.CSS_SELECTOR, "#workflow-signup .arrow")) == 6
     shoot(page, screenshot_dir, "workflow-types")
     email = f"grace-{uuid.uuid4().hex[:6]}@example.com"
     page.find_element(By.ID, "signup-email").send_keys(email)
@@ -161,6 +162,7 @@ def test_run_started_from_the_page_shows_its_steps_succeeding(page, live_server,
             "provision_plan": "succeeded",
             "send_welcome_email": "succeeded",
             "notify_team": "succeeded",
+            "send_welcome_sms": "skipped",  # no phone
         },
     )
     wait_for(lambda: run_status(page) == "succeeded", what="the run to succeed")
