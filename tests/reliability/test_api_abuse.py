@@ -102,7 +102,7 @@ def test_twenty_concurrent_posts_with_one_key_start_one_run_through_gunicorn(web
         users = c.execute(
             sa.text("SELECT count(*) FROM users WHERE email = :e"), {"e": body["input"]["email"]}
         ).scalar()
-    assert (runs, steps, users) == (1, 4, 0)  # one run, its four steps; no worker ran it
+    assert (runs, steps, users) == (1, 5, 0)  # one run, its five steps; no worker ran it
     print(f"20 concurrent POSTs, one key: statuses {dict(statuses)}, runs {runs}")
 
 
