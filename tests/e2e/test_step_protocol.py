@@ -18,14 +18,17 @@ def test_signup_goes_pending_running_succeeded_with_step_records(manager, worker
     email = f"ada-{uuid.uuid4().hex[:6]}@example.com"
     started = manager.start("signup", {"email": email, "name": "Ada", "plan": "pro"})
     assert started.created and started.run["status"] == "pending"
-    assert [s["status"] for s in started.run["steps"]] == ["pending"] * 4
+    assert [s["status"] for s in started.run["steps"]] == ["pending"] * 5
 
     run = wait_status(manager, started.run["id"], "succeeded", "failed")
     assert run["status"] == "succeeded", run["error"]
     assert run["started_at"] <= run["finished_at"]
     names = [s["name"] for s in run["steps"]]
-    assert names == ["create_user", "provision_plan", "send_welcome_email", "notify_team", "send_welcome_sms"]
-    for step in run["steps"]:
+    assert names == [
+        "create_user", "provision_plan", "send_welcome_email", "notify_team", "send_welcome_sms"
+    ]
+    assert run["steps"][-1]["status"] == "skipped"  # no phone
+    for step in run["steps"][:-1]:
         assert step["status"] == "succeeded"
         assert step["attempts"] == 1
         assert step["started_at"] <= step["finished_at"]

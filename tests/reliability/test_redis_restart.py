@@ -71,18 +71,23 @@ class PrivateRedis:
         finally:
             client.close()
 
+    def _queues(self, client: redis_lib.Redis) -> list[bytes]:
+        """Celery's default queue and every Stepwise queue (one per step, and control)."""
+        return [b"celery", *sorted(client.scan_iter(match="stepwise.*", _type="list"))]
+
     def queued(self) -> int:
         client = redis_lib.Redis.from_url(self.url)
         try:
-            return int(client.llen("celery"))
+            return sum(int(client.llen(q)) for q in self._queues(client))
         finally:
             client.close()
 
     def queued_tasks(self) -> list[str]:
-        """The task names of the messages waiting in the queue."""
+        """The task names of the messages waiting in the queues."""
         client = redis_lib.Redis.from_url(self.url)
         try:
-            return [json.loads(m)["headers"]["task"] for m in client.lrange("celery", 0, -1)]
+            return [json.loads(m)["headers"]["task"]
+                    for q in self._queues(client) for m in client.lrange(q, 0, -1)]
         finally:
             client.close()
 
