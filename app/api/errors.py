@@ -120,10 +120,6 @@ def handle_http_exception(error: HTTPException) -> Response:
         message = data.get("message") or error.description or error.name
     headers = {name: value for name, value in error.get_headers() if name.lower() in _KEPT_HEADERS}
     headers.update(data.get("headers") or {})
-    if status == 413:
-        # the rest of the body was never read: the connection cannot carry another
-        # request (threaded workers keep connections alive), so say it closes
-        headers["Connection"] = "close"
     if status >= 500:
         log.error("http error", status=status, error=error.name)
     return render(

@@ -31,6 +31,9 @@ def storable(value: str) -> None:
         raise ValidationError(f"The value {json_vetting.NUL}.")
 
 
+# the same rule, stated in the document (a JSON Schema pattern) for generated clients
+NO_NUL = validate.Regexp(r"^[^\u0000]*$", error="must not contain a NUL character (\\u0000)")
+
 RUN_STATUSES = [s.value for s in RunStatus]
 STEP_STATUSES = [s.value for s in StepStatus]
 
@@ -185,14 +188,14 @@ class RunFilterSchema(Schema):
     """The filters shared by the list and the bulk actions (``app.engine.queries``)."""
 
     name = fields.String(
-        validate=[validate.Length(min=1, max=200), storable],
+        validate=[validate.Length(min=1, max=200), storable, NO_NUL],
         metadata={"description": "workflow name"},
     )
     status = fields.String(
         validate=validate.OneOf(RUN_STATUSES), metadata={"description": "only runs in this status"}
     )
     error_type = fields.String(
-        validate=[validate.Length(min=1, max=200), storable],
+        validate=[validate.Length(min=1, max=200), storable, NO_NUL],
         metadata={"description": "the `type` of the run's error, e.g. `NonRetryableError`"},
     )
     created_after = FilterTime(
@@ -218,7 +221,7 @@ class RunListQuerySchema(RunFilterSchema):
         metadata={"description": "the start of a run id, e.g. the 8 characters the dashboard shows"},
     )
     idempotency_key = fields.String(
-        validate=[validate.Length(min=1, max=KEY_LENGTH), storable],
+        validate=[validate.Length(min=1, max=KEY_LENGTH), storable, NO_NUL],
         metadata={"description": "only the run started with this Idempotency-Key"},
     )
     limit = fields.Integer(
@@ -294,7 +297,7 @@ class StartRunSchema(Schema):
 class IdempotencyHeaderSchema(Schema):
     idempotency_key = fields.String(
         data_key="Idempotency-Key",
-        validate=[validate.Length(min=1, max=KEY_LENGTH), storable],
+        validate=[validate.Length(min=1, max=KEY_LENGTH), storable, NO_NUL],
         metadata={
             "description": "same key and same body again → 200 with the same run; "
             "same key and another body → 409"

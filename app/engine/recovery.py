@@ -45,19 +45,25 @@ class RecoveryReport:
 
 
 # Stuck steps, each kind through its own partial index.
+# Stuck steps of active runs, each kind through its own partial index. The run
+# filter comes before the LIMIT: steps of finished runs never take a place in the
+# batch, so they cannot starve the live ones.
 _STUCK = sa.text(
     """
     (SELECT s.run_id, s.name, 'lease' AS why FROM workflow_steps s
+       JOIN workflow_runs r ON r.id = s.run_id AND r.status IN ('pending', 'running')
       WHERE s.status = 'running' AND s.lease_expires_at < now()
       ORDER BY s.lease_expires_at LIMIT :batch)
     UNION ALL
     (SELECT s.run_id, s.name, 'retry' FROM workflow_steps s
+       JOIN workflow_runs r ON r.id = s.run_id AND r.status IN ('pending', 'running')
       WHERE s.status = 'retrying' AND s.next_attempt_at <= now()
         AND (s.dispatched_at IS NULL
              OR s.next_attempt_at < now() - make_interval(secs => :grace))
       ORDER BY s.next_attempt_at LIMIT :batch)
     UNION ALL
     (SELECT s.run_id, s.name, 'lost' FROM workflow_steps s
+       JOIN workflow_runs r ON r.id = s.run_id AND r.status IN ('pending', 'running')
       WHERE s.status = 'pending' AND s.dispatched_at IS NOT NULL
         AND s.dispatched_at < now() - make_interval(secs => :grace)
       ORDER BY s.dispatched_at LIMIT :batch)

@@ -586,11 +586,20 @@ def wake_due(conn: Connection, batch: int = 500) -> list[tuple[uuid.UUID, str, s
 
 # -- operators' actions -------------------------------------------------------------
 
+# A cancelled run's unstarted steps are no longer "sent": the sweep's index of
+# pending, sent steps stays the size of the live work.
 _CANCEL = _params(
     f"""
-    UPDATE workflow_runs SET status = 'cancelled', finished_at = now(), updated_at = now()
-    WHERE id = :run_id AND status IN ({sql_list(frozenset({RunStatus.PENDING, RunStatus.RUNNING}))})
-    RETURNING name
+    WITH run AS (
+        UPDATE workflow_runs SET status = 'cancelled', finished_at = now(), updated_at = now()
+        WHERE id = :run_id
+          AND status IN ({sql_list(frozenset({RunStatus.PENDING, RunStatus.RUNNING}))})
+        RETURNING name
+    ), unsent AS (
+        UPDATE workflow_steps SET dispatched_at = NULL
+        FROM run WHERE run_id = :run_id AND status = 'pending' AND dispatched_at IS NOT NULL
+    )
+    SELECT name FROM run
     """
 )
 

@@ -131,8 +131,14 @@ def test_past_the_waiter_bound_a_wait_gets_a_503_with_retry_after(quiet_manager)
         extra = quiet_manager.pending()
 
         def refused() -> httpx.Response | None:
+            # a probe that arrived before a parked request took that one's slot:
+            # the parked request was refused instead; park it again
+            for i, future in enumerate(parked):
+                if future.done():
+                    assert future.result().status_code == 503
+                    parked[i] = pool.submit(httpx.get, url.format(held[i]), timeout=60)
             r = httpx.get(f"{web.base}/api/v1/workflows/{extra}?wait=1", timeout=30)
-            return r if r.status_code == 503 else None
+            return r if r.status_code == 503 and not any(f.done() for f in parked) else None
 
         response = wait_for(refused, timeout=20, what="the third waiter to be refused")
         body = response.json()
