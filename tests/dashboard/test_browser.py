@@ -176,7 +176,7 @@ def test_run_page_follows_a_running_run_without_reloading(
     page, live_server, manager, screenshot_dir
 ):
     gate = uuid.uuid4().hex[:10]
-    run = manager.start("gated", {"gate": gate}).run
+    run = manager.start("watched", {"gate": gate}).run
     page.get(f"{live_server.url}/runs/{run['id']}")
     page.execute_script("window.__sameDocument = true;")
     wait_steps(page, {"first": "succeeded", "blocked": "running", "last": "pending"})
@@ -232,7 +232,7 @@ def test_failed_run_is_retried_from_the_page_and_succeeds(page, live_server, scr
 
 def test_cancel_from_the_page_stops_the_run_before_its_next_step(page, live_server, manager):
     gate = uuid.uuid4().hex[:10]
-    run = manager.start("gated", {"gate": gate}).run
+    run = manager.start("watched", {"gate": gate}).run
     page.get(f"{live_server.url}/runs/{run['id']}")
     wait_steps(page, {"first": "succeeded", "blocked": "running", "last": "pending"})
     page.find_element(By.ID, "cancel").click()

@@ -24,7 +24,7 @@ def test_run_page_follows_a_worker_over_the_event_stream_without_reloading(
     page, live_server, manager  # noqa: F811
 ):
     gate = uuid.uuid4().hex[:10]
-    run = manager.start("gated", {"gate": gate}).run
+    run = manager.start("watched", {"gate": gate}).run
     page.get(f"{live_server.url}/runs/{run['id']}")
     page.execute_script("window.__sameDocument = true;")
     wait_for(lambda: live_state(page).get("mode") == "stream", timeout=10, what="the stream")
@@ -49,7 +49,7 @@ def test_runs_list_shows_a_new_run_and_its_end_without_reloading(
     page.execute_script("window.__sameDocument = true;")
     wait_for(lambda: live_state(page).get("mode") == "stream", timeout=10, what="the stream")
     gate = uuid.uuid4().hex[:10]
-    run = manager.start("gated", {"gate": gate}).run
+    run = manager.start("watched", {"gate": gate}).run
     row = f'tr[data-run-id="{run["id"]}"]'
     wait_for(lambda: read(page, lambda: has(page, row)), timeout=15, what="the new run's row")
     store().set(f"gate:{gate}", 1)
@@ -70,7 +70,7 @@ def test_without_event_source_the_run_page_polls_and_still_follows(
     )
     try:
         gate = uuid.uuid4().hex[:10]
-        run = manager.start("gated", {"gate": gate}).run
+        run = manager.start("watched", {"gate": gate}).run
         page.get(f"{live_server.url}/runs/{run['id']}")
         page.execute_script("window.__sameDocument = true;")
         assert page.execute_script("return typeof window.EventSource") == "undefined"

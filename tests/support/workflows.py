@@ -48,30 +48,37 @@ class GateInput(Schema):
     tag = fields.String(load_default="")
 
 
-# first → blocked (waits on a gate) → last
-gated = Workflow("gated", input_schema=GateInput)
+def _gated_workflow(name: str, blocked_timeout: float | None = None) -> Workflow:
+    """first → blocked (waits on a gate) → last."""
+    wf = Workflow(name, input_schema=GateInput)
+
+    @wf.step()
+    def first(ctx: StepContext) -> dict[str, Any]:
+        return {"n": count(ctx)}
+
+    @wf.step(transactional=True, timeout=blocked_timeout)
+    def blocked(ctx: StepContext, session: Session) -> dict[str, Any]:
+        count(ctx)
+        wait_gate(ctx, ctx.input["gate"])
+        session.execute(
+            sa.text("INSERT INTO users (id, email, name, plan, run_id) "
+                    "VALUES (gen_random_uuid(), :email, 'gated', 'free', :run)"),
+            {"email": f"{ctx.run_id}@gated.test", "run": str(ctx.run_id)},
+        )
+        return {"passed": True}
+
+    @wf.step()
+    def last(ctx: StepContext) -> dict[str, Any]:
+        return {"n": count(ctx), "seen": sorted(ctx.outputs)}
+
+    return wf
 
 
-@gated.step()
-def first(ctx: StepContext) -> dict[str, Any]:
-    return {"n": count(ctx)}
-
-
-@gated.step(transactional=True)
-def blocked(ctx: StepContext, session: Session) -> dict[str, Any]:
-    count(ctx)
-    wait_gate(ctx, ctx.input["gate"])
-    session.execute(
-        sa.text("INSERT INTO users (id, email, name, plan, run_id) "
-                "VALUES (gen_random_uuid(), :email, 'gated', 'free', :run)"),
-        {"email": f"{ctx.run_id}@gated.test", "run": str(ctx.run_id)},
-    )
-    return {"passed": True}
-
-
-@gated.step()
-def last(ctx: StepContext) -> dict[str, Any]:
-    return {"n": count(ctx), "seen": sorted(ctx.outputs)}
+# blocked has the suite's short step timeout, so a killed worker's lease runs out fast
+gated = _gated_workflow("gated")
+# the same, for a slow watcher (a browser, the inspect CLI) that must see blocked
+# still running: a loaded machine takes longer than the short timeout to look
+watched = _gated_workflow("watched", blocked_timeout=60)
 
 
 # wait (on a gate, outside any transaction) → after: work that finishes while
