@@ -143,8 +143,20 @@ def addresses(settings: Settings, names: list[str], state: Path) -> list[tuple[s
     return lines
 
 
-def wait_until_up(settings: Settings, names: list[str], supervisord: subprocess.Popen[bytes]) -> bool:
-    checks = []
+def _all_running(config: Path) -> bool:
+    """Every program past supervisord's startsecs (RUNNING), not STARTING or BACKOFF."""
+    out = subprocess.run(
+        [str(BIN / "supervisorctl"), "-c", str(config), "status"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    lines = [line.split() for line in out.stdout.splitlines() if line.strip()]
+    return bool(lines) and all(len(f) > 1 and f[1] == "RUNNING" for f in lines)
+
+
+def wait_until_up(
+    settings: Settings, names: list[str], supervisord: subprocess.Popen[bytes], config: Path
+) -> bool:
+    checks = [lambda: _all_running(config)]
     if "web" in names:
         checks.append(lambda: _answers(f"http://127.0.0.1:{settings.port}/healthz"))
     if "flower" in names:
@@ -198,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    if wait_until_up(settings, names, supervisord):
+    if wait_until_up(settings, names, supervisord, config):
         width = max(len(label) for label, _ in addresses(settings, names, state))
         print("\nStepwise is up:", flush=True)
         for label, where in addresses(settings, names, state):

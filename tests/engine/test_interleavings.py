@@ -140,7 +140,7 @@ class Interleavings(RuleBasedStateMachine):
 
     @rule()
     def sweep(self) -> None:
-        self.driver.manager.recover()
+        self.driver.recover()
 
     # -- what must always hold -------------------------------------------------------------
 
@@ -175,7 +175,7 @@ class Interleavings(RuleBasedStateMachine):
                 c.execute(steps.update().where(
                     steps.c.run_id == self.run_id, steps.c.dispatched_at.is_not(None)
                 ).values(dispatched_at=sa.func.now() - sa.text("interval '1 minute'")))
-            self.driver.manager.recover()
+            self.driver.recover()
             self.driver.drain(self.run_id, limit=400)
         run = self.driver.manager.get(self.run_id)
         assert run["status"] in ("succeeded", "failed", "cancelled"), run
