@@ -11,7 +11,9 @@ that lacks a workflow or a step (a rolling deploy, a pool with other
 ``WORKFLOW_MODULES``) never receives, discards or fails its messages; they
 wait in the broker for a worker that has it. Periodic control work (the
 sweep, clean-up, scheduled starts) has its own queue, ``stepwise.control``,
-so it never waits behind a backlog of steps.
+so it never waits behind a backlog of steps. Designed workflows (saved at
+runtime, after workers started) share one task and one queue,
+``stepwise.designed``, whose messages carry the run id and the step name.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from celery import Celery, chain
 
+from app.designer import DESIGNED_QUEUE, DESIGNED_TASK
 from app.engine.registry import Registry
 from app.settings import Settings
 
@@ -45,12 +48,14 @@ def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None
     operators) for the workflows this process knows. Anything else keeps
     Celery's default queue.
     """
+    if name == DESIGNED_TASK:
+        return {"queue": DESIGNED_QUEUE}
     if name.startswith(CONTROL_PREFIX):
         return {"queue": CONTROL_QUEUE}
     from app.engine.registry import registry
 
     workflow, _, step = name.partition(".")
-    found = registry.find(workflow)
+    found = registry.code(workflow)
     if found is not None and found.find_step(step) is not None:
         return {"queue": step_queue(name)}
     return None
@@ -124,7 +129,14 @@ def make_dispatch(celery_app: Celery, registry: Registry) -> Any:
         )
 
     def dispatch(run_id: uuid.UUID, workflow: str, steps: Sequence[str]) -> None:
-        definition = registry.find(workflow)
+        definition = registry.code(workflow)
+        if definition is None and registry.is_stored(workflow):
+            # a designed workflow: every step through the one designed task, one message each
+            for step in steps:
+                celery_app.signature(
+                    DESIGNED_TASK, args=(str(run_id), step), immutable=True, queue=DESIGNED_QUEUE
+                ).apply_async()
+            return
         for step in steps:
             names = definition.continuation(step) if definition is not None else [step]
             signatures = [signature(workflow, name, run_id) for name in names]

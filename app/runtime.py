@@ -39,9 +39,14 @@ def load_workflows(settings: Settings | None = None) -> None:
 
 
 def build_manager(settings: Settings, dispatch: Dispatch | None = None) -> WorkflowManager:
+    from app.designer.store import StoredDefinitions
+
     load_workflows(settings)
+    engine = get_engine(settings.database_url)
+    # designed workflows (DESIGN §14), resolved from Postgres by name and version
+    registry.set_source(StoredDefinitions(engine))
     return WorkflowManager(
-        get_engine(settings.database_url),
+        engine,
         registry,
         default_policy=default_policy(settings),
         default_step_timeout=settings.workflow_step_timeout,

@@ -75,6 +75,14 @@ def _csv(name: str, raw: str) -> tuple[str, ...]:
     return items
 
 
+def _hosts(name: str, raw: str) -> tuple[str, ...]:
+    hosts = tuple(h.lower() for h in _csv(name, raw))
+    for host in hosts:
+        if "/" in host or "@" in host or " " in host:
+            raise ConfigError(f"{name} lists host names (or name:port), not URLs: got {host!r}")
+    return hosts
+
+
 def _basic_auth(name: str, raw: str) -> str:
     for pair in raw.split(","):
         user, sep, password = pair.partition(":")
@@ -151,6 +159,8 @@ class Settings:
     twilio_from: str | None = None
     twilio_api_base: str = "https://api.twilio.com"
     integration_timeout: float = 10.0
+    # hosts (``name`` or ``name:port``) a designed workflow's http_request may call; none by default
+    http_action_allowed_hosts: tuple[str, ...] = ()
     workflow_modules: tuple[str, ...] = DEFAULT_WORKFLOW_MODULES
     workflow_retry_attempts: int = 3
     workflow_retry_delay: float = 1.0
@@ -201,6 +211,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TWILIO_FROM": ("twilio_from", _twilio_sender),
     "TWILIO_API_BASE": ("twilio_api_base", _url("http", "https")),
     "INTEGRATION_TIMEOUT": ("integration_timeout", _positive_float),
+    "HTTP_ACTION_ALLOWED_HOSTS": ("http_action_allowed_hosts", _hosts),
     "WORKFLOW_MODULES": ("workflow_modules", _csv),
     "WORKFLOW_RETRY_ATTEMPTS": ("workflow_retry_attempts", _positive_int),
     "WORKFLOW_RETRY_DELAY": ("workflow_retry_delay", _positive_float),

@@ -19,13 +19,15 @@ import structlog
 from celery import Celery, signals
 from kombu import Queue
 
+from app.designer import DESIGNED_QUEUE, DESIGNED_TASK
+from app.designer.store import step_task_names
 from app.engine.db import dispose_engines
 from app.engine.registry import registry
 from app.logging_setup import configure_logging
 from app.messaging import CONTROL_QUEUE, ROOT, STATE_DIR, celery_config, make_dispatch, step_queue
 from app.runtime import get_manager, heartbeat_interval, load_workflows
 from app.settings import get_settings
-from workers.steps import register_step_tasks
+from workers.steps import register_designed_task, register_step_tasks
 
 log = structlog.get_logger("stepwise.worker")
 
@@ -58,12 +60,14 @@ def create_celery() -> Celery:
 
 app = create_celery()
 register_step_tasks(app, registry)
+register_designed_task(app)
 STEP_TASKS = [s.task_name for w in registry for s in w.steps]
-# the control queue, each registered step's queue, and Celery's default queue
-# (messages sent before step queues existed)
+# the control queue, each registered step's queue, the designed workflows' queue,
+# and Celery's default queue (messages sent before step queues existed)
 app.conf.task_queues = [
     Queue(CONTROL_QUEUE),
     *(Queue(step_queue(name)) for name in STEP_TASKS),
+    Queue(DESIGNED_QUEUE),
     Queue("celery"),
 ]
 get_manager().set_dispatch(make_dispatch(app, registry))
@@ -99,7 +103,10 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     def beat() -> None:
         while not _stop_heartbeat.is_set():
             try:
-                get_manager().heartbeat(name, STEP_TASKS)
+                manager = get_manager()
+                # designed steps all run through the designed task, which this worker has
+                designed = step_task_names(manager.engine)
+                manager.heartbeat(name, [*STEP_TASKS, DESIGNED_TASK, *designed])
             except Exception as exc:  # the database is down: the sweep waits too
                 log.warning("worker heartbeat failed", error=str(exc).partition("\n")[0][:200])
             _stop_heartbeat.wait(interval)

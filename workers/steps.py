@@ -24,10 +24,13 @@ import secrets
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 from celery import Celery, Task
 
+from app.designer import DESIGNED_TASK
 from app.engine.errors import NonRetryableError
+from app.engine.models import runs
 from app.engine.protocol import Action, Attempt, Decision, execute_step
 from app.engine.registry import Registry
 from app.engine.timing import hard_limit
@@ -77,7 +80,7 @@ def _next_in_chain(task: Task) -> str | None:
 def run_step(task: Task, workflow_name: str, step_name: str, run_id_text: str) -> None:
     manager = get_manager()
     run_id = uuid.UUID(run_id_text)
-    workflow = manager.registry.find(workflow_name)
+    workflow = manager.registry.code(workflow_name)
     step = workflow.find_step(step_name) if workflow else None
     if workflow is None or step is None:
         # only workers that registered this step consume its queue; a message
@@ -86,6 +89,11 @@ def run_step(task: Task, workflow_name: str, step_name: str, run_id_text: str) -
         task.request.chain = None
         manager.send(run_id, workflow_name, [step_name])
         return None
+    _attempt(task, manager, workflow, step, run_id)
+    return None
+
+
+def _attempt(task: Task, manager: Any, workflow: Any, step: Any, run_id: uuid.UUID) -> None:
     attempt = Attempt(
         workflow=workflow,
         step=step,
@@ -95,8 +103,64 @@ def run_step(task: Task, workflow_name: str, step_name: str, run_id_text: str) -
         holder_died=lambda holder: holder_died_here(task, holder),
     )
     decision = execute_step(manager, attempt)
-    _carry(task, manager, workflow_name, run_id, decision)
+    _carry(task, manager, workflow.name, run_id, decision)
+
+
+def run_designed_step(task: Task, run_id_text: str, step_name: str) -> None:
+    """A step of a designed workflow: the run's own stored version says what it does.
+
+    The run row names the workflow and the version it started with, so a
+    version saved since never changes a run in flight.
+    """
+    manager = get_manager()
+    try:
+        run_id = uuid.UUID(run_id_text)
+    except ValueError:
+        log.warning("designed step message with a bad run id; dropped", run_id=run_id_text)
+        return None
+    with manager.engine.connect() as c:
+        run = c.execute(
+            sa.select(runs.c.name, runs.c.definition_version).where(runs.c.id == run_id)
+        ).first()
+    if run is None:
+        log.warning("designed step of an unknown run; nothing to do", run_id=run_id_text)
+        return None
+    structlog.contextvars.bind_contextvars(
+        run_id=run_id_text, workflow=run.name, step=step_name, task_id=task.request.id
+    )
+    workflow = manager.registry.find(run.name, run.definition_version)
+    step = workflow.find_step(step_name) if workflow is not None else None
+    if workflow is None or step is None:
+        # only a definition that lost a step could lead here: the claim would find
+        # no such row either, so there is nothing to run or to put back
+        log.warning("designed step not in its stored definition", version=run.definition_version)
+        return None
+    _attempt(task, manager, workflow, step, run_id)
     return None
+
+
+def register_designed_task(celery_app: Celery) -> str:
+    """The one task every designed workflow's steps run through (``app.designer``)."""
+    settings = get_settings()
+    timeout = settings.workflow_step_timeout
+    if DESIGNED_TASK not in celery_app.tasks:
+        celery_app.task(
+            name=DESIGNED_TASK,
+            bind=True,
+            soft_time_limit=timeout,
+            time_limit=hard_limit(timeout),
+            acks_late=True,
+            reject_on_worker_lost=True,
+            ignore_result=True,
+            max_retries=None,
+            throws=(StepFailed, NonRetryableError),
+            typing=False,
+        )(_designed_body)
+    return DESIGNED_TASK
+
+
+def _designed_body(task: Task, run_id: str, step: str) -> None:
+    return run_designed_step(task, run_id, step)
 
 
 def _carry(task: Task, manager: Any, workflow: str, run_id: uuid.UUID, decision: Decision) -> None:

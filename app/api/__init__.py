@@ -12,7 +12,7 @@ from flask import Flask
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
-from app.api import docs, health, runs, workflow_types
+from app.api import definitions, docs, health, runs, workflow_types
 from app.api.auth import install_auth
 from app.api.errors import handle_http_exception, install_error_handlers
 from app.api.input_check import InputChecks
@@ -66,7 +66,7 @@ def init_api(app: Flask, settings: Settings, registry: Registry) -> StepwiseApi:
             "bearerAuth",
             {"type": "http", "scheme": "bearer", "description": "the deployment's API_TOKEN"},
         )
-    for blueprint in (runs.blp, workflow_types.blp, health.blp):
+    for blueprint in (runs.blp, workflow_types.blp, definitions.blp, health.blp):
         api.register_blueprint(blueprint)
     published_inputs = add_start_operations(api.spec, api.ma_plugin, registry)
     # flask-smorest registers a pagination schema that no Stepwise route uses

@@ -52,5 +52,9 @@ def describe_workflows(registry: Registry, plugin: MarshmallowPlugin) -> list[di
 class WorkflowTypes(MethodView):
     @blp.response(200, WorkflowTypeListSchema)
     def get(self) -> dict[str, Any]:
-        """Registered workflows: their step graphs, signals, and the JSON Schema of their input."""
-        return {"items": current_app.extensions["stepwise_workflow_types"]}
+        """Registered workflows (code-defined, then designed): their step graphs, signals,
+        and the JSON Schema of their input."""
+        from app.designer.service import designed_types
+
+        designed = designed_types(current_app.extensions["stepwise_manager"])
+        return {"items": [*current_app.extensions["stepwise_workflow_types"], *designed]}

@@ -226,6 +226,8 @@ class WorkflowManager(RecoveryMixin):
                 input=data,
                 idempotency_key=idempotency_key,
                 request_hash=digest,
+                # a stored (designed) workflow's version: the run keeps it for good
+                definition_version=getattr(workflow, "version", None),
                 created_at=sa.func.now(),
                 updated_at=sa.func.now(),
             )
@@ -407,10 +409,13 @@ class WorkflowManager(RecoveryMixin):
         """
         rid = _as_uuid(run_id)
         with self.engine.connect() as c:
-            name = c.execute(sa.select(runs.c.name).where(runs.c.id == rid)).scalar()
-        if name is None:
+            found = c.execute(
+                sa.select(runs.c.name, runs.c.definition_version).where(runs.c.id == rid)
+            ).first()
+        if found is None:
             raise RunNotFound(f"no run with id {rid}")
-        workflow = self.registry.find(name)
+        name = str(found.name)
+        workflow = self.registry.find(name, found.definition_version)
         declared = workflow.signals if workflow is not None else ()
         if signal not in declared:
             raise UnknownSignal(
@@ -447,7 +452,8 @@ class WorkflowManager(RecoveryMixin):
         rid = _as_uuid(run_id)
         with self.engine.connect() as c:
             source = c.execute(
-                sa.select(runs.c.name, runs.c.status, runs.c.input).where(runs.c.id == rid)
+                sa.select(runs.c.name, runs.c.status, runs.c.input, runs.c.definition_version)
+                .where(runs.c.id == rid)
             ).first()
             rows = [dict(r) for r in c.execute(
                 sa.select(steps.c.position, steps.c.name, steps.c.after, steps.c.kind,
@@ -478,7 +484,7 @@ class WorkflowManager(RecoveryMixin):
         if payload is None:
             data = dict(source.input)
         else:
-            workflow = self.registry.find(source.name)
+            workflow = self.registry.find(source.name, source.definition_version)
             if workflow is None:
                 raise InvalidInput(
                     f"workflow {source.name!r} is not registered here; fork without new input",
@@ -490,6 +496,7 @@ class WorkflowManager(RecoveryMixin):
             c.execute(runs.insert().values(
                 id=new_id, name=source.name, status=RunStatus.PENDING.value, input=data,
                 forked_from={"run_id": str(rid), "step": from_step},
+                definition_version=source.definition_version,
                 created_at=sa.func.now(), updated_at=sa.func.now(),
             ))
             c.execute(steps.insert().values([

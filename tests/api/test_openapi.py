@@ -17,6 +17,10 @@ ROUTES = {
     ("/api/v1/workflows/{run_id}/signals/{signal}", "post"): "202",
     ("/api/v1/workflows/{run_id}/fork", "post"): "202",
     ("/api/v1/workflow-types", "get"): "200",
+    ("/api/v1/actions", "get"): "200",
+    ("/api/v1/workflow-definitions", "get"): "200",
+    ("/api/v1/workflow-definitions", "post"): "201",
+    ("/api/v1/workflow-definitions/{name}", "get"): "200",
     ("/healthz", "get"): "200",
     ("/readyz", "get"): "200",
 }
