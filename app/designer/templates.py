@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-TEMPLATE = re.compile(r"\{\{(.*?)\}\}")
+TEMPLATE = re.compile(r"\{\{([^{}]*)\}\}")
 PATH = re.compile(r"^(input|steps)(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
