@@ -60,6 +60,6 @@ for _filter in (formatting.format_time, formatting.format_duration, formatting.p
     dashboard.add_app_template_filter(_filter)
 dashboard.before_request(auth.guard)
 
-from app.dashboard import live, views  # noqa: E402,F401  (routes attach to the blueprint)
+from app.dashboard import designer, live, views  # noqa: E402,F401  (routes attach to the blueprint)
 
 __all__ = ["DashboardConfig", "dashboard"]
