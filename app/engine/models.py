@@ -164,6 +164,15 @@ class WorkflowWorker(Base):
     seen_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
+class WorkflowStepRate(Base):
+    """When a rate-limited step task may next start (``app.engine.admission``)."""
+
+    __tablename__ = "workflow_step_rates"
+
+    task: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    next_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
 class User(Base):
     """Domain table of the ``signup`` example workflow."""
 

@@ -689,3 +689,27 @@ def expire_lease(conn: Connection, run_id: uuid.UUID, step: str, owner: str) -> 
     return bool(
         conn.execute(_EXPIRE_LEASE, {"run_id": run_id, "step": step, "owner": owner}).rowcount
     )
+
+
+# -- admission refused (app.engine.admission) ----------------------------------------
+
+# No status changes: the step says what it waits for, and the sweep sees that its
+# message is alive (a pending step's dispatch mark, a retrying step's due time), so
+# it does not send a second one (one small write per refused attempt).
+_NOTE_THROTTLED = _params(
+    """
+    UPDATE workflow_steps
+    SET waiting_for = :why,
+        dispatched_at = CASE WHEN status = 'pending' THEN now() ELSE dispatched_at END,
+        next_attempt_at = CASE WHEN status = 'retrying'
+                               THEN now() + make_interval(secs => :delay)
+                               ELSE next_attempt_at END
+    WHERE run_id = :run_id AND name = :step AND status IN ('pending', 'retrying')
+    """
+)
+
+
+def note_throttled(
+    conn: Connection, run_id: uuid.UUID, step: str, why: str, delay: float
+) -> None:
+    conn.execute(_NOTE_THROTTLED, {"run_id": run_id, "step": step, "why": why, "delay": delay})
