@@ -13,11 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import redis as redis_lib
 
 from app.engine.models import steps
 from tests.ops.conftest import beat
-from tests.support.environment import REDIS_URL
+from tests.support.broker import messages_for
 from tests.support.polling import wait_for
 from tests.support.processes import Worker
 from tests.support.workflows import executions, store
@@ -30,12 +29,6 @@ HOUR = 3600.0
 
 def nap(manager, run_id) -> dict:
     return next(s for s in manager.get(run_id)["steps"] if s["name"] == "nap")
-
-
-def parked_in_broker() -> int:
-    broker = redis_lib.Redis.from_url(REDIS_URL)
-    queued = sum(broker.llen(q) for q in [b"celery", *broker.scan_iter(match="stepwise.*", _type="list")])
-    return queued + broker.hlen("unacked")
 
 
 def test_an_hour_long_sleep_parks_in_postgres_and_fires_once_across_worker_and_beat_restarts(
@@ -55,7 +48,7 @@ def test_an_hour_long_sleep_parks_in_postgres_and_fires_once_across_worker_and_b
         assert HOUR - 60 < left <= HOUR
         # nothing for it waits in Redis, where a countdown past the visibility
         # timeout would be delivered again and again
-        wait_for(lambda: parked_in_broker() == 0, timeout=10, what="the broker to hold nothing")
+        wait_for(lambda: messages_for(run_id) == 0, timeout=10, what="the broker to hold nothing")
 
         worker.kill()
         sweeper.kill()
@@ -70,7 +63,7 @@ def test_an_hour_long_sleep_parks_in_postgres_and_fires_once_across_worker_and_b
         wait_for(lambda: "Sending due task recovery-sweep" in sweeper.output(), timeout=30,
                  what="the restarted beat to sweep")
         assert nap(manager, run_id)["status"] == "waiting" and executions(run_id, "woke") == 0
-        assert parked_in_broker() == 0
+        assert messages_for(run_id) == 0
 
         due = datetime.now(UTC) + timedelta(seconds=3)
         with engine.begin() as c:  # the hour has passed
