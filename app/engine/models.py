@@ -173,6 +173,18 @@ class WorkflowStepRate(Base):
     next_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
+class WorkflowSweep(Base):
+    """When a periodic job (the recovery sweep) last ended, for ``/metrics``."""
+
+    __tablename__ = "workflow_sweeps"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    finished_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    seconds: Mapped[float] = mapped_column(sa.Float)
+    resent: Mapped[int] = mapped_column(sa.Integer)
+    dead_lettered: Mapped[int] = mapped_column(sa.Integer)
+
+
 class User(Base):
     """Domain table of the ``signup`` example workflow."""
 

@@ -19,6 +19,7 @@ in ``waiting_for``, and is sent again once a worker that has it is seen.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,31 +45,74 @@ class RecoveryReport:
     waiting_for_worker: list[uuid.UUID] = field(default_factory=list)
 
 
-# Stuck steps, each kind through its own partial index.
 # Stuck steps of active runs, each kind through its own partial index. The run
 # filter comes before the LIMIT: steps of finished runs never take a place in the
 # batch, so they cannot starve the live ones.
+_ACTIVE_STEP = (
+    "FROM workflow_steps s JOIN workflow_runs r "
+    "ON r.id = s.run_id AND r.status IN ('pending', 'running')"
+)
+_STUCK_WHERE = {
+    "lease": "s.status = 'running' AND s.lease_expires_at < now()",
+    "retry": (
+        "s.status = 'retrying' AND s.next_attempt_at <= now() "
+        "AND (s.dispatched_at IS NULL "
+        "OR s.next_attempt_at < now() - make_interval(secs => :grace))"
+    ),
+    "lost": (
+        "s.status = 'pending' AND s.dispatched_at IS NOT NULL "
+        "AND s.dispatched_at < now() - make_interval(secs => :grace)"
+    ),
+}
+_STUCK_ORDER = {"lease": "lease_expires_at", "retry": "next_attempt_at", "lost": "dispatched_at"}
 _STUCK = sa.text(
+    "\nUNION ALL\n".join(
+        f"(SELECT s.run_id, s.name, '{why}' AS why {_ACTIVE_STEP} WHERE {where} "
+        f"ORDER BY s.{_STUCK_ORDER[why]} LIMIT :batch)"
+        for why, where in _STUCK_WHERE.items()
+    )
+)
+# The same, counted for /metrics (each count stops at :cap, so a scrape stays cheap).
+_AWAITING = sa.text(
+    "\nUNION ALL\n".join(
+        f"SELECT '{why}' AS why, count(*) AS n FROM "
+        f"(SELECT 1 {_ACTIVE_STEP} WHERE {where} LIMIT :cap) AS {why}"
+        for why, where in _STUCK_WHERE.items()
+    )
+)
+_RECORD_SWEEP = sa.text(
     """
-    (SELECT s.run_id, s.name, 'lease' AS why FROM workflow_steps s
-       JOIN workflow_runs r ON r.id = s.run_id AND r.status IN ('pending', 'running')
-      WHERE s.status = 'running' AND s.lease_expires_at < now()
-      ORDER BY s.lease_expires_at LIMIT :batch)
-    UNION ALL
-    (SELECT s.run_id, s.name, 'retry' FROM workflow_steps s
-       JOIN workflow_runs r ON r.id = s.run_id AND r.status IN ('pending', 'running')
-      WHERE s.status = 'retrying' AND s.next_attempt_at <= now()
-        AND (s.dispatched_at IS NULL
-             OR s.next_attempt_at < now() - make_interval(secs => :grace))
-      ORDER BY s.next_attempt_at LIMIT :batch)
-    UNION ALL
-    (SELECT s.run_id, s.name, 'lost' FROM workflow_steps s
-       JOIN workflow_runs r ON r.id = s.run_id AND r.status IN ('pending', 'running')
-      WHERE s.status = 'pending' AND s.dispatched_at IS NOT NULL
-        AND s.dispatched_at < now() - make_interval(secs => :grace)
-      ORDER BY s.dispatched_at LIMIT :batch)
+    INSERT INTO workflow_sweeps AS w (name, finished_at, seconds, resent, dead_lettered)
+    VALUES ('recovery', now(), :seconds, :resent, :dead_lettered)
+    ON CONFLICT (name) DO UPDATE SET finished_at = excluded.finished_at,
+        seconds = excluded.seconds, resent = excluded.resent,
+        dead_lettered = excluded.dead_lettered
     """
 )
+_LAST_SWEEP = sa.text(
+    "SELECT extract(epoch FROM now() - finished_at) AS age, seconds "
+    "FROM workflow_sweeps WHERE name = 'recovery'"
+)
+
+
+@dataclass(frozen=True)
+class RecoveryHealth:
+    """What an operator watches: is the sweep running, and is anything left stuck."""
+
+    last_sweep_age: float | None  # seconds since the last sweep ended; None: never
+    last_sweep_seconds: float | None
+    awaiting: dict[str, int]  # stuck steps by why: lease, retry, lost
+
+
+def recovery_health(conn: Connection, grace: float, cap: int = 10_000) -> RecoveryHealth:
+    last = conn.execute(_LAST_SWEEP).first()
+    counts = {row.why: int(row.n) for row in conn.execute(_AWAITING, {"grace": grace, "cap": cap})}
+    return RecoveryHealth(
+        None if last is None else float(last.age),
+        None if last is None else float(last.seconds),
+        counts,
+    )
+
 
 # Active runs with no forward step left undone and no compensation under way:
 # only an older release could leave one; finish it from its rows.
@@ -173,6 +217,7 @@ class RecoveryMixin:
 
     def recover(self, *, batch: int = 500) -> RecoveryReport:
         """One sweep. Safe to run on every worker at once: the work is split, not doubled."""
+        began = time.monotonic()
         report = RecoveryReport()
         to_send: list[tuple[uuid.UUID, str, list[str]]] = []
         with self.engine.begin() as c:
@@ -194,6 +239,11 @@ class RecoveryMixin:
                     report.finished.append(row.id)
         for run_id, workflow, steps in to_send:
             self.send(run_id, workflow, steps)
+        with self.engine.begin() as c:
+            c.execute(_RECORD_SWEEP, {
+                "seconds": time.monotonic() - began,
+                "resent": len(report.resent), "dead_lettered": len(report.dead_lettered),
+            })
         if report.resent or report.dead_lettered or report.finished or report.waiting_for_worker:
             log.warning(
                 "recovery sweep: resent=%d dead_lettered=%d finished=%d waiting_for_worker=%d",
