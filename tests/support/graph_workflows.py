@@ -181,3 +181,19 @@ rated = Workflow(
 def call_provider(ctx: StepContext) -> dict[str, Any]:
     count(ctx)
     return {"called": True}
+
+
+# -- a backlog: many runs of one slow step ---------------------------------------------
+
+
+class BusyInput(Schema):
+    hold = fields.Float(load_default=0.1)
+
+
+busy = Workflow("busy", input_schema=BusyInput, description="One step that takes `hold` seconds.")
+
+
+@busy.step(timeout=30)
+def grind(ctx: StepContext) -> dict[str, Any]:
+    time.sleep(ctx.input["hold"])
+    return {"held": ctx.input["hold"]}
