@@ -115,18 +115,33 @@ def recovery_health(conn: Connection, grace: float, cap: int = 10_000) -> Recove
 
 
 # Active runs with no forward step left undone and no compensation under way:
-# only an older release could leave one; finish it from its rows.
+# only an older release (or SQL by hand) leaves one; finish it from its rows. The
+# condition has no index, so each sweep examines one slice of the active runs
+# older than the grace period (oldest first, resuming where the last sweep of
+# this process stopped): its cost stays flat however many healthy runs there
+# are, and every active run is examined within a few sweeps.
+STRANDED_SLICE = 2000
 _STRANDED = sa.text(
     """
-    SELECT r.id FROM workflow_runs r
-    WHERE r.status IN ('pending', 'running') AND r.error IS NULL
-      AND r.updated_at < now() - make_interval(secs => :grace)
-      AND NOT EXISTS (SELECT 1 FROM workflow_steps q
-                      WHERE q.run_id = r.id AND q.kind <> 'compensation'
-                        AND q.status NOT IN ('succeeded', 'skipped'))
-    LIMIT :batch
+    WITH slice AS (
+        SELECT r.id, r.updated_at FROM workflow_runs r
+        WHERE r.status IN ('pending', 'running')
+          AND r.updated_at < now() - make_interval(secs => :grace)
+          AND (CAST(:after_at AS timestamptz) IS NULL
+               OR (r.updated_at, r.id) > (CAST(:after_at AS timestamptz), :after_id))
+        ORDER BY r.updated_at, r.id
+        LIMIT :slice
+    )
+    SELECT s.id, s.updated_at,
+           r.error IS NULL AND NOT EXISTS (
+               SELECT 1 FROM workflow_steps q
+               WHERE q.run_id = s.id AND q.kind <> 'compensation'
+                 AND q.status NOT IN ('succeeded', 'skipped')) AS stranded
+    FROM slice s JOIN workflow_runs r ON r.id = s.id
+    ORDER BY s.updated_at, s.id
     """
-)
+).bindparams(sa.bindparam("after_id", type_=sa.Uuid))
+
 
 _LOCK_RUN = sa.text(
     "SELECT name, status, recovery_count FROM workflow_runs WHERE id = :run_id "
@@ -213,6 +228,7 @@ class RecoveryMixin:
     recovery_grace: float
     recovery_limit: int
     worker_ttl: float
+    _stranded_after: tuple[Any, uuid.UUID] | None = None
     send: Callable[[uuid.UUID, str, Sequence[str]], bool]
 
     def recover(self, *, batch: int = 500) -> RecoveryReport:
@@ -226,17 +242,17 @@ class RecoveryMixin:
                 report.woken.append(run_id)
         with self.engine.connect() as c:
             stuck = c.execute(_STUCK, {"batch": batch, "grace": self.recovery_grace}).all()
-            stranded = c.execute(_STRANDED, {"batch": batch, "grace": self.recovery_grace}).all()
+            stranded = self._stranded_slice(c, batch)
             workers_known = bool(c.execute(_HAS_WORKERS, {"ttl": self.worker_ttl}).scalar())
         for row in stuck:
             with self.engine.begin() as c:
                 action = self._recover_step(c, row.run_id, row.name, row.why, workers_known, report)
             if action is not None:
                 to_send.append(action)
-        for row in stranded:
+        for run_id in stranded:
             with self.engine.begin() as c:
-                if c.execute(_FINISH_STRANDED, {"run_id": row.id}).rowcount:
-                    report.finished.append(row.id)
+                if c.execute(_FINISH_STRANDED, {"run_id": run_id}).rowcount:
+                    report.finished.append(run_id)
         for run_id, workflow, steps in to_send:
             self.send(run_id, workflow, steps)
         with self.engine.begin() as c:
@@ -347,6 +363,26 @@ class RecoveryMixin:
             conn, run_id, step, holder,
             structured_error(exc, step=step, attempt=attempt, retryable=False),
         )
+
+    def _stranded_slice(self, c: Connection, batch: int) -> list[uuid.UUID]:
+        """Stranded runs in this sweep's slice (at most ``batch``); moves the cursor on."""
+        after = self._stranded_after
+        rows = c.execute(_STRANDED, {
+            "grace": self.recovery_grace, "slice": STRANDED_SLICE,
+            "after_at": after[0] if after else None, "after_id": after[1] if after else None,
+        }).all()
+        found: list[uuid.UUID] = []
+        for i, row in enumerate(rows):
+            if not row.stranded:
+                continue
+            if len(found) == batch > 0:  # the rest of the slice waits for the next sweep
+                self._stranded_after = (rows[i - 1].updated_at, rows[i - 1].id)
+                return found
+            found.append(row.id)
+        self._stranded_after = (
+            (rows[-1].updated_at, rows[-1].id) if len(rows) == STRANDED_SLICE else None
+        )
+        return found
 
     # -- workers -------------------------------------------------------------
 

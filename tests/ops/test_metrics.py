@@ -133,7 +133,8 @@ def test_recovery_health_shows_the_sweeps_age_and_the_steps_it_has_yet_to_resend
     assert 0 <= value(after, "stepwise_recovery_last_sweep_age_seconds") < 5
     assert value(after, "stepwise_recovery_last_sweep_duration_seconds") > 0
     # re-sent: its message is fresh again, so the sweep has nothing more to do for it
+    # (nor for other tests' lost steps it re-sent in the same sweep)
     assert (value(after, "stepwise_steps_awaiting_recovery", reason="lost")
-            == value(before, "stepwise_steps_awaiting_recovery", reason="lost") - 1)
+            < value(before, "stepwise_steps_awaiting_recovery", reason="lost"))
     if manager.get(lost)["status"] in ("pending", "running"):
         manager.cancel(lost)  # a worker of another test may already have run it
