@@ -66,8 +66,9 @@ class WorkflowRun(Base):
             "ix_workflow_runs_name_created", "name", sa.text("created_at DESC"), sa.text("id DESC")
         ),
         sa.Index(
-            "ix_workflow_runs_active_updated",
+            "ix_workflow_runs_active_updated_id",
             "updated_at",
+            "id",
             postgresql_where=sa.text("status IN ('pending', 'running')"),
         ),
         sa.Index(

@@ -88,7 +88,17 @@ _CLAIM = _params(
             lease_expires_at = now() + make_interval(secs => :lease),
             finished_at = NULL,
             next_attempt_at = NULL,
-            waiting_for = NULL
+            waiting_for = NULL,
+            -- taking over an expired lease ends the lost attempt, as the sweep would
+            history = CASE WHEN old.status = 'running' THEN s.history || jsonb_build_array(
+                jsonb_build_object(
+                    'attempt', old.attempts, 'status', 'failed',
+                    'error', jsonb_build_object(
+                        'type', 'WorkerLost',
+                        'message', 'the step''s lease expired before it finished',
+                        'step', s.name, 'attempt', old.attempts, 'retryable', true),
+                    'started_at', old.started_at, 'finished_at', now()))
+                ELSE s.history END
         FROM workflow_steps AS old, workflow_runs AS r
         WHERE s.run_id = :run_id AND s.name = :step
           AND old.run_id = s.run_id AND old.name = s.name

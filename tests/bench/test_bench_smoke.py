@@ -62,6 +62,12 @@ def test_recovery_bench_recovers_every_run_after_a_kill() -> None:
     assert result["recovery_s"] > 0
 
 
+def test_sweep_bench_handles_every_stuck_run_at_each_size() -> None:
+    result = run_bench("sweep")
+    assert set(result["sizes"]) == {"200", "1000"}
+    assert all(size["handled_min"] == 5 for size in result["sizes"].values())
+
+
 def test_protocol_bench_reports_the_hot_path_per_step() -> None:
     result = run_bench("protocol")
     rounds = result["median_ms_per_step_by_round"]
