@@ -2,7 +2,8 @@
 on two hosts): the second runs in its own pid namespace, as on another host, so
 the first's pids do not exist there. A duplicate delivery of a step the first is
 running must not be taken over as "its holder died"; once the first is SIGKILLed,
-the step runs again after its lease runs out — one body at a time."""
+the step runs again after its lease runs out — one body at a time. With RabbitMQ
+the twin cannot even start: the broker refuses a second exclusive pidbox queue."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import uuid
 
 import pytest
 
+from tests.support.environment import BROKER_KIND
 from tests.support.polling import wait_for
 from tests.support.processes import Worker
 from tests.support.workflows import executions, store
@@ -24,6 +26,23 @@ pytestmark = [
 ENV = {"WORKFLOW_STEP_TIMEOUT": "6"}  # the lease: 6 s + 1.5 s + 1.5 s
 
 
+@pytest.mark.skipif(BROKER_KIND != "amqp", reason="RabbitMQ's own refusal")
+def test_with_rabbitmq_a_second_worker_of_the_same_node_name_refuses_to_start(manager):
+    node = f"twin-{uuid.uuid4().hex[:6]}@localhost"
+    first = Worker(concurrency=1, node=node, env=ENV).start()
+    try:
+        with pytest.raises(RuntimeError, match="RESOURCE_LOCKED") as refused:
+            Worker(concurrency=1, node=node, env=ENV).start()
+        assert f"{node}.celery.pidbox" in str(refused.value)
+        run_id = manager.start("flaky", {}).run["id"]  # the first keeps working
+
+        wait_for(lambda: manager.get(run_id)["status"] == "succeeded", timeout=30,
+                 what="the first worker to run a workflow")
+    finally:
+        first.stop()
+
+
+@pytest.mark.skipif(BROKER_KIND == "amqp", reason="RabbitMQ refuses the twin (above)")
 def test_a_worker_sharing_a_node_name_never_takes_over_a_live_lease(manager):
     node = f"twin-{uuid.uuid4().hex[:6]}@localhost"
     first = Worker(concurrency=1, node=node, env=ENV).start()
