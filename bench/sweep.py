@@ -131,7 +131,7 @@ def main() -> None:
              "stranded-query buffers", "stuck handled"],
             rows,
         ),
-        {"bench": "sweep", "sizes": result},
+        {"bench": "sweep", "smoke": args.smoke, "sizes": result},
     )
 
 

@@ -54,6 +54,7 @@ def test_api_bench_reports_a_figure_or_says_why_not() -> None:
 def test_scale_bench_shows_the_plans_indexes() -> None:
     result = run_bench("scale")
     assert result["queries"]["list newest 50"]["indexes"]
+    assert "pk_workflow_runs" in result["queries"]["get failed run + 3-attempt history"]["indexes"]
 
 
 @pytest.mark.timeout(240)
