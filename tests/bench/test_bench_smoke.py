@@ -69,6 +69,12 @@ def test_sweep_bench_handles_every_stuck_run_at_each_size() -> None:
     assert all(size["handled_min"] == 5 for size in result["sizes"].values())
 
 
+def test_primitives_bench_times_a_join_a_signal_and_runs_beside_waiting_ones() -> None:
+    result = run_bench("primitives")
+    assert result["diamond"]["p50_ms"] > 0 and result["signal_to_done"]["p50_ms"] > 0
+    assert set(result["waiting"]) == {"0", "1000"}
+
+
 def test_protocol_bench_reports_the_hot_path_per_step() -> None:
     result = run_bench("protocol")
     rounds = result["median_ms_per_step_by_round"]
