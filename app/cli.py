@@ -16,6 +16,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.api.schemas import RunSchema
 from app.engine.errors import StepwiseError
 from app.engine.manager import WorkflowManager
 from app.engine.states import RunStatus
@@ -66,8 +67,9 @@ def list_runs(status: str | None, name: str | None, limit: int, cursor: str | No
 @workflows.command("show")
 @click.argument("run_id")
 def show(run_id: str) -> None:
-    """One run with its steps, as JSON."""
-    click.echo(_json(_guarded(lambda: _manager().get(run_id))))
+    """One run with its steps and every attempt, as the API's JSON (ISO times)."""
+    run = _guarded(lambda: _manager().get(run_id))
+    click.echo(_json(RunSchema().dump(run)))
 
 
 @workflows.command("retry")

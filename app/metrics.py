@@ -35,6 +35,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Connection, Engine
 
+from app.engine.recovery import RecoveryHealth, recovery_health
 from app.engine.states import RunStatus
 
 SCRAPE_TIMEOUT_MS = 5000
@@ -86,8 +87,9 @@ def fold(conn: Connection) -> None:
 class WorkflowCollector(Collector):
     """A prometheus-client collector that reads the trigger-kept counters on each scrape."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, recovery_grace: float = 30.0) -> None:
         self.engine = engine
+        self.recovery_grace = recovery_grace
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -151,6 +153,32 @@ class WorkflowCollector(Collector):
             "Age of the oldest run still pending (0 when none)",
             value=float(conn.execute(OLDEST_PENDING).scalar_one()),
         )
+        yield from recovery_families(recovery_health(conn, self.recovery_grace))
+
+
+def recovery_families(health: RecoveryHealth) -> Iterator[Metric]:
+    """Is recovery healthy: a recent sweep, and nothing left stuck for long."""
+    yield GaugeMetricFamily(
+        "stepwise_recovery_last_sweep_age_seconds",
+        "Seconds since the last recovery sweep ended (+Inf if none ever did); "
+        "alert when it is several WORKFLOW_RECOVERY_INTERVALs",
+        value=float("inf") if health.last_sweep_age is None else health.last_sweep_age,
+    )
+    yield GaugeMetricFamily(
+        "stepwise_recovery_last_sweep_duration_seconds",
+        "How long the last recovery sweep took",
+        value=health.last_sweep_seconds or 0.0,
+    )
+    awaiting = GaugeMetricFamily(
+        "stepwise_steps_awaiting_recovery",
+        "Steps of active runs the sweep would act on now (counted up to 10000 each): "
+        "lease = its worker's lease ran out, retry = a due retry nobody sent, "
+        "lost = a pending step whose message is older than the grace period",
+        labels=["reason"],
+    )
+    for why in ("lease", "retry", "lost"):
+        awaiting.add_metric([why], health.awaiting.get(why, 0))
+    yield awaiting
 
 
 def histogram(rows: list[Any], bounds: list[float]) -> HistogramMetricFamily:
@@ -183,7 +211,8 @@ def _registry() -> CollectorRegistry:
     registry = current_app.extensions.get("stepwise_metrics")
     if registry is None:
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(WorkflowCollector(current_app.extensions["stepwise_manager"].engine))
+        manager = current_app.extensions["stepwise_manager"]
+        registry.register(WorkflowCollector(manager.engine, manager.recovery_grace))
         current_app.extensions["stepwise_metrics"] = registry
     return registry  # type: ignore[no-any-return]
 

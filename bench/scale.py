@@ -54,7 +54,7 @@ FROM (
 
 GENERATE_STEPS = """
 INSERT INTO workflow_steps (run_id, position, name, status, attempts, output, started_at,
-                            finished_at, lease_expires_at)
+                            finished_at, lease_expires_at, history)
 SELECT r.id, p, 'step_' || p,
        CASE WHEN r.status = 'succeeded' THEN 'succeeded'
             WHEN r.status = 'failed' AND p = 1 THEN 'failed'
@@ -62,7 +62,17 @@ SELECT r.id, p, 'step_' || p,
             WHEN p = 0 AND r.status <> 'pending' THEN 'succeeded'
             ELSE 'pending' END,
        1, '{"ok": true}'::jsonb, r.started_at, r.finished_at,
-       CASE WHEN r.status = 'running' AND p = 0 THEN now() + interval '1 hour' END
+       CASE WHEN r.status = 'running' AND p = 0 THEN now() + interval '1 hour' END,
+       -- a failed run's failing step keeps its three attempts, each with its error
+       CASE WHEN r.status = 'failed' AND p = 1 THEN (
+           SELECT jsonb_agg(jsonb_build_object(
+               'attempt', a, 'status', 'failed',
+               'error', jsonb_build_object('type', 'Boom', 'message', 'the API said 503',
+                                           'attempt', a, 'retryable', a < 3),
+               'started_at', r.started_at + make_interval(secs => a),
+               'finished_at', r.started_at + make_interval(secs => a + 0.5)))
+           FROM generate_series(1, 3) AS a)
+       ELSE '[]'::jsonb END
 FROM workflow_runs r CROSS JOIN generate_series(0, 2) AS p
 """
 
@@ -91,6 +101,12 @@ def main() -> None:
                     "SELECT id, created_at FROM workflow_runs TABLESAMPLE BERNOULLI (1) LIMIT 500"
                 )
             ).all()
+            failed = c.execute(
+                sa.text(
+                    "SELECT id FROM workflow_runs WHERE status = 'failed' "
+                    "ORDER BY random() LIMIT 200"
+                )
+            ).all()
         rng = random.Random(7)
 
         def cursor() -> str:
@@ -99,6 +115,7 @@ def main() -> None:
 
         queries: dict[str, Callable[[], Any]] = {
             "get run + steps (status)": lambda: manager.get(rng.choice(picked).id),
+            "get failed run + 3-attempt history": lambda: manager.get(rng.choice(failed).id),
             "list newest 50": lambda: manager.list(limit=50),
             "list page at a cursor": lambda: manager.list(limit=50, cursor=cursor()),
             "filter status=failed": lambda: manager.list(status="failed", limit=50),

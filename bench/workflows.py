@@ -27,7 +27,10 @@ ARRIVED_KEY = "bench:arrived"
 SQL_KEY = "bench:sql"
 PLAIN_TASKS = ("bench_plain.one", "bench_plain.two", "bench_plain.three")
 PLAIN_SOLO = ("bench_plain.solo",)
-LAST_TASKS = frozenset({"bench_noop.three", "bench_noop1.only", PLAIN_TASKS[-1], PLAIN_SOLO[0]})
+LAST_TASKS = frozenset({
+    "bench_noop.three", "bench_noop1.only", PLAIN_TASKS[-1], PLAIN_SOLO[0],
+    "bench_line4.d", "bench_diamond.d", "bench_signal.after",
+})
 
 
 class EmptyInput(Schema):
@@ -58,6 +61,28 @@ noop1 = Workflow("bench_noop1", input_schema=EmptyInput)
 @noop1.step()
 def only(ctx: StepContext) -> None:
     return None
+
+
+# bench.primitives: four no-op steps in a line, the same four as a diamond
+# (a → b, c → d: two branches and a join), and a wait for a signal between steps
+def _noop(ctx: StepContext) -> None:
+    return None
+
+
+line4 = Workflow("bench_line4", input_schema=EmptyInput)
+for _step in ("a", "b", "c", "d"):
+    line4.step(name=_step)(_noop)
+
+diamond = Workflow("bench_diamond", input_schema=EmptyInput)
+diamond.step(name="a")(_noop)
+diamond.step(name="b", after=["a"])(_noop)
+diamond.step(name="c", after=["a"])(_noop)
+diamond.step(name="d", after=["b", "c"])(_noop)
+
+waiter = Workflow("bench_signal", input_schema=EmptyInput, signals=("go",))
+waiter.step(name="before")(_noop)
+waiter.wait_for_signal("wait_go", signal="go", timeout=7 * 86400)
+waiter.step(name="after")(_noop)
 
 
 def _plain(run_id: str) -> None:

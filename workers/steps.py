@@ -44,18 +44,30 @@ class StepFailed(Exception):
     """Raised after a step's failure is recorded, so Celery and Flower show FAILURE."""
 
 
+# This worker instance, drawn once in the main process (this module is imported
+# before the pool forks, so its children share it). Node names are not unique —
+# containers share hostnames, ``-n w@localhost`` runs on two hosts — so a lease
+# names the instance too, and only a lease of this very instance whose process
+# is gone counts as dead here.
+INSTANCE = secrets.token_hex(6)
+
+
 def _lease_owner(task: Task) -> str:
     # unique per delivery: a duplicated message carries the same task id
-    return f"{task.request.hostname}:{os.getpid()}:{task.request.id}:{secrets.token_hex(4)}"
+    return (
+        f"{task.request.hostname}:{os.getpid()}:{INSTANCE}:{task.request.id}:"
+        f"{secrets.token_hex(4)}"
+    )
 
 
 def holder_died_here(task: Task, holder: str | None) -> bool:
-    """Whether the lease holder was a process of this worker node that no longer exists."""
+    """Whether the lease holder was a process of this worker instance that no longer exists."""
     if not holder:
         return False
     node, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if node != task.request.hostname or not pid_text.isdigit():
+    pid_text, _, rest = rest.partition(":")
+    instance = rest.partition(":")[0]
+    if node != task.request.hostname or instance != INSTANCE or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():

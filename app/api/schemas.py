@@ -327,6 +327,10 @@ class StepTypeSchema(Schema):
     compensates = fields.String(
         allow_none=True, metadata={"description": "the step a compensation step undoes"}
     )
+    rate_limit = fields.Float(
+        allow_none=True,
+        metadata={"description": "most starts per second across all workers (null: no limit)"},
+    )
 
 
 class WorkflowTypeSchema(Schema):
@@ -337,6 +341,10 @@ class WorkflowTypeSchema(Schema):
     )
     signals = fields.List(
         fields.String(), required=True, metadata={"description": "the signals it declares"}
+    )
+    max_concurrent_runs = fields.Integer(
+        allow_none=True,
+        metadata={"description": "most runs executing steps at once (null: no cap)"},
     )
     input_schema = fields.Dict(
         required=True, metadata={"description": "JSON Schema of the input a run takes"}

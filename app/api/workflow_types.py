@@ -38,10 +38,12 @@ def describe_workflows(registry: Registry, plugin: MarshmallowPlugin) -> list[di
                     "signal": s.signal,
                     "conditional": s.when is not None,
                     "compensates": s.compensates,
+                    "rate_limit": s.rate_limit,
                 }
                 for s in workflow.steps
             ],
             "signals": list(workflow.signals),
+            "max_concurrent_runs": workflow.max_concurrent_runs,
             "input_schema": plugin.converter.schema2jsonschema(workflow.input_schema),
         }
         for workflow in registry

@@ -7,8 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 
-def format_time(value: datetime | None) -> str:
-    """An absolute UTC time, to the second: operators compare it with logs."""
+def format_time(value: datetime | str | None) -> str:
+    """An absolute UTC time, to the second: operators compare it with logs.
+
+    Also takes the ISO strings a step's ``history`` holds (it lives in JSON).
+    """
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     if value is None:
         return "—"
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -7,6 +7,11 @@ may leave a step running (it is allowed to finish); its bar is cut at the
 run's end instead of stretching the axis past the run's duration. Bars are
 positioned in percent of that span, so the template only sets ``left`` and
 ``width``.
+
+A step's bar is its latest attempt; the attempts before it (from the step's
+``history``) get thinner bars of their own on the same row, each with how it
+ended and its error, so a step that failed twice and then succeeded shows
+three bars.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class Bar:
     width_pct: float
     seconds: float
     ongoing: bool
+    attempt: int = 0
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,8 @@ class Timeline:
     span_seconds: float
     rows: tuple[tuple[Mapping[str, Any], Bar | None], ...]
     ticks: tuple[tuple[float, str], ...]
+    # per row, the attempts before the latest one, oldest first
+    earlier: tuple[tuple[Bar, ...], ...] = ()
 
 
 def build_timeline(run: Mapping[str, Any], now: datetime) -> Timeline:
@@ -50,7 +59,9 @@ def build_timeline(run: Mapping[str, Any], now: datetime) -> Timeline:
     span = max((axis_end - start).total_seconds(), 0.001)
 
     rows = []
+    earlier = []
     for step in steps:
+        earlier.append(_earlier_attempts(step, start, axis_end, span))
         bar = None
         begun = step.get("started_at")
         if begun is not None:
@@ -72,7 +83,45 @@ def build_timeline(run: Mapping[str, Any], now: datetime) -> Timeline:
         (round(100 * i / (TICKS - 1), 3), format_duration(span * i / (TICKS - 1)) if i else "0")
         for i in range(TICKS)
     )
-    return Timeline(span_seconds=span, rows=tuple(rows), ticks=ticks)
+    return Timeline(span_seconds=span, rows=tuple(rows), ticks=ticks, earlier=tuple(earlier))
+
+
+def _earlier_attempts(
+    step: Mapping[str, Any], start: datetime, axis_end: datetime, span: float
+) -> tuple[Bar, ...]:
+    """Attempts that began before the step's latest one, placed like its bar."""
+    latest = step.get("started_at")
+    bars = []
+    for entry in step.get("history") or ():
+        begun, ended = _instant(entry.get("started_at")), _instant(entry.get("finished_at"))
+        if begun is None or ended is None or (latest is not None and begun >= latest):
+            continue
+        begun, ended = min(begun, axis_end), min(max(ended, begun), axis_end)
+        left = min(_pct((begun - start).total_seconds(), span), 100 - MIN_WIDTH_PCT)
+        width = max(_pct((ended - begun).total_seconds(), span), MIN_WIDTH_PCT)
+        error = entry.get("error") or {}
+        bars.append(Bar(
+            name=step["name"],
+            position=step["position"],
+            status=str(entry.get("status") or ""),
+            left_pct=round(left, 3),
+            width_pct=round(min(width, 100 - left), 3),
+            seconds=(ended - begun).total_seconds(),
+            ongoing=False,
+            attempt=int(entry.get("attempt") or 0),
+            error=f"{error.get('type', '')}: {error.get('message', '')}" if error else "",
+        ))
+    return tuple(bars)
+
+
+def _instant(value: Any) -> datetime | None:
+    """History times are ISO strings (they live in JSON); step columns are datetimes."""
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
 
 
 def _axis_end(run: Mapping[str, Any], steps: Sequence[Mapping[str, Any]], now: datetime) -> datetime:

@@ -76,6 +76,11 @@ class StepDefinition:
     signal: str | None = None
     compensate: StepFunction | None = None
     compensates: str | None = None  # a compensation step: the step it undoes
+    rate_limit: float | None = None  # starts per second, across every worker
+
+    @property
+    def limited(self) -> bool:
+        return self.rate_limit is not None
 
     @property
     def task_name(self) -> str:
@@ -104,6 +109,7 @@ class Workflow:
         description: str = "",
         signals: Iterable[str] = (),
         result: Callable[[StepContext], Mapping[str, Any]] | None = None,
+        max_concurrent_runs: int | None = None,
         register: bool = True,
     ) -> None:
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
@@ -128,6 +134,15 @@ class Workflow:
             declared.append(signal)
         if result is not None and not callable(result):
             raise DefinitionError(f"workflow {name!r}: result must be callable")
+        if max_concurrent_runs is not None and (
+            isinstance(max_concurrent_runs, bool)
+            or not isinstance(max_concurrent_runs, int)
+            or max_concurrent_runs < 1
+        ):
+            raise DefinitionError(
+                f"workflow {name!r}: max_concurrent_runs must be a positive integer, "
+                f"got {max_concurrent_runs!r}"
+            )
         self.name = name
         self.input_schema = schema
         self.retry = retry
@@ -135,6 +150,8 @@ class Workflow:
         self.description = description
         self.signals: tuple[str, ...] = tuple(declared)
         self.result = result
+        # how many of its runs may execute task steps at once (None: no cap)
+        self.max_concurrent_runs = max_concurrent_runs
         self.steps: list[StepDefinition] = []
         self.frozen = False
         if register:
@@ -157,8 +174,13 @@ class Workflow:
         retryable: tuple[type[BaseException], ...] | None = None,
         non_retryable: tuple[type[BaseException], ...] | None = None,
         compensate: StepFunction | None = None,
+        rate_limit: float | None = None,
     ) -> Callable[[StepFunction], StepFunction]:
-        """Declare a task step. Without ``after`` it follows the step declared before it."""
+        """Declare a task step. Without ``after`` it follows the step declared before it.
+
+        ``rate_limit`` caps the step's starts per second across all workers (a
+        provider's limit); excess attempts wait as ``pending``, never dropped.
+        """
 
         def decorate(function: StepFunction) -> StepFunction:
             step_name: str = name or str(getattr(function, "__name__", ""))
@@ -172,6 +194,15 @@ class Workflow:
                     raise DefinitionError(f"{where}: {label} must be a tuple of exception types")
             if compensate is not None and not callable(compensate):
                 raise DefinitionError(f"{where}: compensate must be callable")
+            if rate_limit is not None and (
+                isinstance(rate_limit, bool)
+                or not isinstance(rate_limit, int | float)
+                or not 0 < rate_limit < float("inf")
+            ):
+                raise DefinitionError(
+                    f"{where}: rate_limit must be a positive number of starts per second, "
+                    f"got {rate_limit!r}"
+                )
             overrides = {
                 "max_attempts": max_attempts,
                 "initial_delay": initial_delay,
@@ -187,6 +218,7 @@ class Workflow:
                 retry={k: v for k, v in overrides.items() if v is not None},
                 extra_non_retryable=tuple(non_retryable or ()),
                 compensate=compensate,
+                rate_limit=None if rate_limit is None else float(rate_limit),
             )
             return function
 

@@ -68,8 +68,9 @@ class WorkflowRun(Base):
             "ix_workflow_runs_name_created", "name", sa.text("created_at DESC"), sa.text("id DESC")
         ),
         sa.Index(
-            "ix_workflow_runs_active_updated",
+            "ix_workflow_runs_active_updated_id",
             "updated_at",
+            "id",
             postgresql_where=sa.text("status IN ('pending', 'running')"),
         ),
         sa.Index(
@@ -164,6 +165,27 @@ class WorkflowWorker(Base):
     name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     tasks: Mapped[list[str]] = mapped_column(ARRAY(sa.String(255)))
     seen_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class WorkflowStepRate(Base):
+    """When a rate-limited step task may next start (``app.engine.admission``)."""
+
+    __tablename__ = "workflow_step_rates"
+
+    task: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    next_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class WorkflowSweep(Base):
+    """When a periodic job (the recovery sweep) last ended, for ``/metrics``."""
+
+    __tablename__ = "workflow_sweeps"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    finished_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    seconds: Mapped[float] = mapped_column(sa.Float)
+    resent: Mapped[int] = mapped_column(sa.Integer)
+    dead_lettered: Mapped[int] = mapped_column(sa.Integer)
 
 
 class User(Base):

@@ -28,7 +28,7 @@ import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from app.engine import transitions
+from app.engine import admission, transitions
 from app.engine.db import is_unavailable
 from app.engine.definition import StepContext, StepDefinition, Workflow
 from app.engine.errors import (
@@ -162,12 +162,38 @@ def execute_step(manager: Any, attempt: Attempt) -> Decision:
 
 
 def _claim(manager: Any, attempt: Attempt, conn: Connection) -> Any:
+    if admission.needs_admission(attempt.workflow, attempt.step):
+        return _admit_and_claim(manager, attempt)
     result = transitions.claim(
         conn, attempt.run_id, attempt.step.name, attempt.owner,
         lease_seconds(attempt.timeout), manager.recovery_limit,
     )
     conn.commit()  # closes SQLAlchemy's autobegun transaction; in autocommit nothing is sent
     return result
+
+
+def _admit_and_claim(manager: Any, attempt: Attempt) -> Any:
+    """Admission and claim in one transaction (a refusal rolls both back)."""
+    with manager.engine.connect() as conn:
+        trans = conn.begin()
+        try:
+            refused = admission.admit(conn, attempt.workflow, attempt.step, attempt.run_id)
+            if refused is None:
+                result = transitions.claim(
+                    conn, attempt.run_id, attempt.step.name, attempt.owner,
+                    lease_seconds(attempt.timeout), manager.recovery_limit,
+                )
+                trans.commit()
+                return result
+            trans.rollback()
+        except BaseException:
+            trans.rollback()
+            raise
+        with conn.begin():
+            transitions.note_throttled(
+                conn, attempt.run_id, attempt.step.name, refused.reason, refused.delay
+            )
+        return refused
 
 
 def _claim_and_run(manager: Any, attempt: Attempt, conn: Connection) -> Decision:
@@ -189,6 +215,9 @@ def _claim_and_run(manager: Any, attempt: Attempt, conn: Connection) -> Decision
         if not is_unavailable(exc):
             raise
         return Decision(Action.LATER, delay=CLAIM_RETRY_COUNTDOWN, reason="database unavailable")
+    if isinstance(claim, admission.Throttled):
+        log.info("step waits for admission", waiting_for=claim.reason, retry_in=round(claim.delay, 3))
+        return Decision(Action.LATER, delay=claim.delay, reason=claim.reason)
     if isinstance(claim, transitions.NotClaimed):
         decision = _not_claimed(manager, attempt, claim)
         if decision.action is Action.CONTINUE:

@@ -19,6 +19,7 @@ in ``waiting_for``, and is sent again once a worker that has it is seen.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,45 +45,106 @@ class RecoveryReport:
     waiting_for_worker: list[uuid.UUID] = field(default_factory=list)
 
 
-# Stuck steps, each kind through its own partial index.
 # Stuck steps of active runs, each kind through its own partial index. The run
 # filter comes before the LIMIT: steps of finished runs never take a place in the
 # batch, so they cannot starve the live ones.
+_ACTIVE_STEP = (
+    "FROM workflow_steps s JOIN workflow_runs r "
+    "ON r.id = s.run_id AND r.status IN ('pending', 'running')"
+)
+_STUCK_WHERE = {
+    "lease": "s.status = 'running' AND s.lease_expires_at < now()",
+    "retry": (
+        "s.status = 'retrying' AND s.next_attempt_at <= now() "
+        "AND (s.dispatched_at IS NULL "
+        "OR s.next_attempt_at < now() - make_interval(secs => :grace))"
+    ),
+    "lost": (
+        "s.status = 'pending' AND s.dispatched_at IS NOT NULL "
+        "AND s.dispatched_at < now() - make_interval(secs => :grace)"
+    ),
+}
+_STUCK_ORDER = {"lease": "lease_expires_at", "retry": "next_attempt_at", "lost": "dispatched_at"}
 _STUCK = sa.text(
+    "\nUNION ALL\n".join(
+        f"(SELECT s.run_id, s.name, '{why}' AS why {_ACTIVE_STEP} WHERE {where} "
+        f"ORDER BY s.{_STUCK_ORDER[why]} LIMIT :batch)"
+        for why, where in _STUCK_WHERE.items()
+    )
+)
+# The same, counted for /metrics (each count stops at :cap, so a scrape stays cheap).
+_AWAITING = sa.text(
+    "\nUNION ALL\n".join(
+        f"SELECT '{why}' AS why, count(*) AS n FROM "
+        f"(SELECT 1 {_ACTIVE_STEP} WHERE {where} LIMIT :cap) AS {why}"
+        for why, where in _STUCK_WHERE.items()
+    )
+)
+_RECORD_SWEEP = sa.text(
     """
-    (SELECT s.run_id, s.name, 'lease' AS why FROM workflow_steps s
-       JOIN workflow_runs r ON r.id = s.run_id AND r.status IN ('pending', 'running')
-      WHERE s.status = 'running' AND s.lease_expires_at < now()
-      ORDER BY s.lease_expires_at LIMIT :batch)
-    UNION ALL
-    (SELECT s.run_id, s.name, 'retry' FROM workflow_steps s
-       JOIN workflow_runs r ON r.id = s.run_id AND r.status IN ('pending', 'running')
-      WHERE s.status = 'retrying' AND s.next_attempt_at <= now()
-        AND (s.dispatched_at IS NULL
-             OR s.next_attempt_at < now() - make_interval(secs => :grace))
-      ORDER BY s.next_attempt_at LIMIT :batch)
-    UNION ALL
-    (SELECT s.run_id, s.name, 'lost' FROM workflow_steps s
-       JOIN workflow_runs r ON r.id = s.run_id AND r.status IN ('pending', 'running')
-      WHERE s.status = 'pending' AND s.dispatched_at IS NOT NULL
-        AND s.dispatched_at < now() - make_interval(secs => :grace)
-      ORDER BY s.dispatched_at LIMIT :batch)
+    INSERT INTO workflow_sweeps AS w (name, finished_at, seconds, resent, dead_lettered)
+    VALUES ('recovery', now(), :seconds, :resent, :dead_lettered)
+    ON CONFLICT (name) DO UPDATE SET finished_at = excluded.finished_at,
+        seconds = excluded.seconds, resent = excluded.resent,
+        dead_lettered = excluded.dead_lettered
     """
+)
+_LAST_SWEEP = sa.text(
+    "SELECT extract(epoch FROM now() - finished_at) AS age, seconds "
+    "FROM workflow_sweeps WHERE name = 'recovery'"
 )
 
+
+@dataclass(frozen=True)
+class RecoveryHealth:
+    """What an operator watches: is the sweep running, and is anything left stuck."""
+
+    last_sweep_age: float | None  # seconds since the last sweep ended; None: never
+    last_sweep_seconds: float | None
+    awaiting: dict[str, int]  # stuck steps by why: lease, retry, lost
+
+
+def recovery_health(conn: Connection, grace: float, cap: int = 10_000) -> RecoveryHealth:
+    last = conn.execute(_LAST_SWEEP).first()
+    counts = {row.why: int(row.n) for row in conn.execute(_AWAITING, {"grace": grace, "cap": cap})}
+    return RecoveryHealth(
+        None if last is None else float(last.age),
+        None if last is None else float(last.seconds),
+        counts,
+    )
+
+
 # Active runs with no forward step left undone and no compensation under way:
-# only an older release could leave one; finish it from its rows.
+# only an older release (or SQL by hand) leaves one; finish it from its rows. The
+# condition has no index, so each sweep examines one slice of the active runs
+# older than the grace period (oldest first, resuming where the last sweep of
+# this process stopped): its cost stays flat however many healthy runs there
+# are, and every active run is examined within a few sweeps.
+STRANDED_SLICE = 1000
 _STRANDED = sa.text(
     """
-    SELECT r.id FROM workflow_runs r
-    WHERE r.status IN ('pending', 'running') AND r.error IS NULL
-      AND r.updated_at < now() - make_interval(secs => :grace)
-      AND NOT EXISTS (SELECT 1 FROM workflow_steps q
-                      WHERE q.run_id = r.id AND q.kind <> 'compensation'
-                        AND q.status NOT IN ('succeeded', 'skipped'))
-    LIMIT :batch
+    WITH slice AS MATERIALIZED (
+        SELECT r.id, r.updated_at, r.error IS NULL AS clean FROM workflow_runs r
+        WHERE r.status IN ('pending', 'running')
+          AND r.updated_at < now() - make_interval(secs => :grace)
+          AND (CAST(:after_at AS timestamptz) IS NULL
+               OR (r.updated_at, r.id) > (CAST(:after_at AS timestamptz), :after_id))
+        ORDER BY r.updated_at, r.id
+        LIMIT :slice
+    )
+    -- one index probe per run (LATERAL ... LIMIT 1), never a scan of every step
+    SELECT s.id, s.updated_at, s.clean AND u.undone IS NULL AS stranded
+    FROM slice s
+    LEFT JOIN LATERAL (
+        SELECT 1 AS undone FROM workflow_steps q
+        WHERE q.run_id = s.id AND q.kind <> 'compensation'
+          AND q.status NOT IN ('succeeded', 'skipped')
+        LIMIT 1
+    ) u ON true
+    ORDER BY s.updated_at, s.id
     """
-)
+).bindparams(sa.bindparam("after_id", type_=sa.Uuid))
+
 
 _LOCK_RUN = sa.text(
     "SELECT name, status, recovery_count FROM workflow_runs WHERE id = :run_id "
@@ -169,10 +231,12 @@ class RecoveryMixin:
     recovery_grace: float
     recovery_limit: int
     worker_ttl: float
+    _stranded_after: tuple[Any, uuid.UUID] | None = None
     send: Callable[[uuid.UUID, str, Sequence[str]], bool]
 
     def recover(self, *, batch: int = 500) -> RecoveryReport:
         """One sweep. Safe to run on every worker at once: the work is split, not doubled."""
+        began = time.monotonic()
         report = RecoveryReport()
         to_send: list[tuple[uuid.UUID, str, list[str]]] = []
         with self.engine.begin() as c:
@@ -181,19 +245,24 @@ class RecoveryMixin:
                 report.woken.append(run_id)
         with self.engine.connect() as c:
             stuck = c.execute(_STUCK, {"batch": batch, "grace": self.recovery_grace}).all()
-            stranded = c.execute(_STRANDED, {"batch": batch, "grace": self.recovery_grace}).all()
+            stranded = self._stranded_slice(c, batch)
             workers_known = bool(c.execute(_HAS_WORKERS, {"ttl": self.worker_ttl}).scalar())
         for row in stuck:
             with self.engine.begin() as c:
                 action = self._recover_step(c, row.run_id, row.name, row.why, workers_known, report)
             if action is not None:
                 to_send.append(action)
-        for row in stranded:
+        for run_id in stranded:
             with self.engine.begin() as c:
-                if c.execute(_FINISH_STRANDED, {"run_id": row.id}).rowcount:
-                    report.finished.append(row.id)
+                if c.execute(_FINISH_STRANDED, {"run_id": run_id}).rowcount:
+                    report.finished.append(run_id)
         for run_id, workflow, steps in to_send:
             self.send(run_id, workflow, steps)
+        with self.engine.begin() as c:
+            c.execute(_RECORD_SWEEP, {
+                "seconds": time.monotonic() - began,
+                "resent": len(report.resent), "dead_lettered": len(report.dead_lettered),
+            })
         if report.resent or report.dead_lettered or report.finished or report.waiting_for_worker:
             log.warning(
                 "recovery sweep: resent=%d dead_lettered=%d finished=%d waiting_for_worker=%d",
@@ -297,6 +366,26 @@ class RecoveryMixin:
             conn, run_id, step, holder,
             structured_error(exc, step=step, attempt=attempt, retryable=False),
         )
+
+    def _stranded_slice(self, c: Connection, batch: int) -> list[uuid.UUID]:
+        """Stranded runs in this sweep's slice (at most ``batch``); moves the cursor on."""
+        after = self._stranded_after
+        rows = c.execute(_STRANDED, {
+            "grace": self.recovery_grace, "slice": STRANDED_SLICE,
+            "after_at": after[0] if after else None, "after_id": after[1] if after else None,
+        }).all()
+        found: list[uuid.UUID] = []
+        for i, row in enumerate(rows):
+            if not row.stranded:
+                continue
+            if len(found) == batch > 0:  # the rest of the slice waits for the next sweep
+                self._stranded_after = (rows[i - 1].updated_at, rows[i - 1].id)
+                return found
+            found.append(row.id)
+        self._stranded_after = (
+            (rows[-1].updated_at, rows[-1].id) if len(rows) == STRANDED_SLICE else None
+        )
+        return found
 
     # -- workers -------------------------------------------------------------
 

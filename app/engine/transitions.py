@@ -88,7 +88,17 @@ _CLAIM = _params(
             lease_expires_at = now() + make_interval(secs => :lease),
             finished_at = NULL,
             next_attempt_at = NULL,
-            waiting_for = NULL
+            waiting_for = NULL,
+            -- taking over an expired lease ends the lost attempt, as the sweep would
+            history = CASE WHEN old.status = 'running' THEN s.history || jsonb_build_array(
+                jsonb_build_object(
+                    'attempt', old.attempts, 'status', 'failed',
+                    'error', jsonb_build_object(
+                        'type', 'WorkerLost',
+                        'message', 'the step''s lease expired before it finished',
+                        'step', s.name, 'attempt', old.attempts, 'retryable', true),
+                    'started_at', old.started_at, 'finished_at', now()))
+                ELSE s.history END
         FROM workflow_steps AS old, workflow_runs AS r
         WHERE s.run_id = :run_id AND s.name = :step
           AND old.run_id = s.run_id AND old.name = s.name
@@ -689,3 +699,27 @@ def expire_lease(conn: Connection, run_id: uuid.UUID, step: str, owner: str) -> 
     return bool(
         conn.execute(_EXPIRE_LEASE, {"run_id": run_id, "step": step, "owner": owner}).rowcount
     )
+
+
+# -- admission refused (app.engine.admission) ----------------------------------------
+
+# No status changes: the step says what it waits for, and the sweep sees that its
+# message is alive (a pending step's dispatch mark, a retrying step's due time), so
+# it does not send a second one (one small write per refused attempt).
+_NOTE_THROTTLED = _params(
+    """
+    UPDATE workflow_steps
+    SET waiting_for = :why,
+        dispatched_at = CASE WHEN status = 'pending' THEN now() ELSE dispatched_at END,
+        next_attempt_at = CASE WHEN status = 'retrying'
+                               THEN now() + make_interval(secs => :delay)
+                               ELSE next_attempt_at END
+    WHERE run_id = :run_id AND name = :step AND status IN ('pending', 'retrying')
+    """
+)
+
+
+def note_throttled(
+    conn: Connection, run_id: uuid.UUID, step: str, why: str, delay: float
+) -> None:
+    conn.execute(_NOTE_THROTTLED, {"run_id": run_id, "step": step, "why": why, "delay": delay})

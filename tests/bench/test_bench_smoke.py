@@ -54,12 +54,25 @@ def test_api_bench_reports_a_figure_or_says_why_not() -> None:
 def test_scale_bench_shows_the_plans_indexes() -> None:
     result = run_bench("scale")
     assert result["queries"]["list newest 50"]["indexes"]
+    assert "pk_workflow_runs" in result["queries"]["get failed run + 3-attempt history"]["indexes"]
 
 
 @pytest.mark.timeout(240)
 def test_recovery_bench_recovers_every_run_after_a_kill() -> None:
     result = run_bench("recovery")
     assert result["recovery_s"] > 0
+
+
+def test_sweep_bench_handles_every_stuck_run_at_each_size() -> None:
+    result = run_bench("sweep")
+    assert set(result["sizes"]) == {"200", "1000"}
+    assert all(size["handled_min"] == 5 for size in result["sizes"].values())
+
+
+def test_primitives_bench_times_a_join_a_signal_and_runs_beside_waiting_ones() -> None:
+    result = run_bench("primitives")
+    assert result["diamond"]["p50_ms"] > 0 and result["signal_to_done"]["p50_ms"] > 0
+    assert set(result["waiting"]) == {"0", "1000"}
 
 
 def test_protocol_bench_reports_the_hot_path_per_step() -> None:

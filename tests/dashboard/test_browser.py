@@ -439,3 +439,34 @@ def test_tabs_count_within_the_workflow_and_the_short_id_is_searchable(page, liv
     page.find_element(By.ID, "api-docs-link").click()  # signed in: no Bearer header needed
     wait_for(lambda: at(page, lambda u: u.endswith("/api/docs")), what="the API docs")
     assert page.find_element(By.TAG_NAME, "h1").text.startswith("Stepwise API")
+
+
+def test_fork_from_a_step_starts_a_new_run_that_reuses_the_steps_before_it(
+    page, live_server, manager, screenshot_dir
+):
+    source = manager.start("flaky", {"fail_times": 0}).run["id"]
+    wait_for(lambda: manager.get(source)["status"] == "succeeded", what="the source run to succeed")
+    page.get(f"{live_server.url}/runs/{source}")
+    wait_steps(page, {"prepare": "succeeded", "call_api": "succeeded", "finish": "succeeded"})
+    page.find_element(By.CSS_SELECTOR, 'tr[data-step="call_api"] button.fork').click()
+    alert = wait_for(lambda: read(page, lambda: page.switch_to.alert), what="the confirm dialog")
+    assert "call_api" in alert.text
+    alert.accept()
+
+    wait_for(lambda: at(page, lambda u: "/runs/" in u and str(source) not in u),
+             what="the forked run's page")
+    forked = page.current_url.rsplit("/", 1)[1]
+    assert "Forked from step call_api" in page.find_element(By.CSS_SELECTOR, ".flash-ok").text
+    wait_steps(page, {"prepare": "succeeded", "call_api": "succeeded", "finish": "succeeded"})
+    wait_for(lambda: run_status(page) == "succeeded", what="the fork to succeed")
+    link = page.find_element(By.CSS_SELECTOR, f'a[href$="/runs/{source}"]')
+    assert link.text == str(source)[:8]
+    shoot(page, screenshot_dir, "run-forked")
+
+    # the fork reused prepare's output and ran call_api and finish again; the source is untouched
+    assert executions(forked, "prepare") == 0
+    assert executions(forked, "call_api") == 1 and executions(forked, "finish") == 1
+    assert manager.get(forked)["forked_from"] == {"run_id": str(source), "step": "call_api"}
+    src = manager.get(source)
+    assert src["status"] == "succeeded" and executions(source, "call_api") == 1
+    assert src["forked_from"] is None

@@ -83,3 +83,21 @@ def test_a_step_that_finished_after_the_cancel_is_cut_at_the_run_end():
     )
     assert tl.span_seconds == 3
     assert tl.rows[0][1].width_pct == 100.0
+
+
+def test_earlier_attempts_get_their_own_bars_with_their_errors():
+    s = step(0, "succeeded", 6, 8)
+    s["history"] = [
+        {"attempt": 1, "status": "failed", "started_at": at(0).isoformat(),
+         "finished_at": at(1).isoformat(), "error": {"type": "Boom", "message": "503"}},
+        {"attempt": 2, "status": "failed", "started_at": at(3).isoformat(),
+         "finished_at": at(4).isoformat(), "error": {"type": "Boom", "message": "503 again"}},
+        {"attempt": 3, "status": "succeeded", "started_at": at(6).isoformat(),
+         "finished_at": at(8).isoformat(), "error": None},
+    ]
+    tl = build_timeline(run("succeeded", [s], 10), now=at(100))
+    (bar,) = [b for _, b in tl.rows]
+    assert (bar.left_pct, bar.width_pct) == (60.0, 20.0)  # the latest attempt
+    first, second = tl.earlier[0]
+    assert (first.attempt, first.left_pct, first.width_pct) == (1, 0.0, 10.0)
+    assert (second.attempt, second.left_pct, second.error) == (2, 30.0, "Boom: 503 again")

@@ -152,7 +152,7 @@ def test_a_join_is_sent_once_when_a_branch_worker_is_sigkilled(manager, database
     assert run["status"] == "succeeded", run["error"]
     assert [executions(run_id, s) for s in ("split", "left", "right", "join")] == [1, 1, 1, 1]
     assert step(run, "join")["attempts"] == 1
-    assert step(run, "left")["history"][0]["error"]["type"] == "WorkerLost"
+    assert step(run, "left")["history"][0]["error"]["type"] == "WorkerLost", step(run, "left")
 
 
 # -- compensation ---------------------------------------------------------------------------

@@ -121,6 +121,28 @@ def test_the_sweep_finishes_active_runs_whose_steps_are_all_done_in_batches(engi
         assert run["output"] == {"first": {"step": "first"}, "last": {"step": "last"}}
 
 
+def test_the_stranded_check_examines_a_slice_per_sweep_and_comes_round_to_every_run(
+    engine, monkeypatch
+):
+    from app.engine import recovery
+
+    monkeypatch.setattr(recovery, "STRANDED_SLICE", 3)
+    wf = two_steps()
+    d = Driver(engine, wf)
+    stranded = [_stranded(engine, wf.name) for _ in range(5)]
+    with engine.connect() as c:
+        active = int(c.execute(sa.text(
+            "SELECT count(*) FROM workflow_runs WHERE status IN ('pending', 'running') "
+            "AND updated_at < now()")).scalar_one())
+    sweeps = 0
+    while any(d.manager.get(r)["status"] != "succeeded" for r in stranded):
+        d.manager.recover()
+        sweeps += 1
+        # each sweep looks at 3 runs, so one pass over every active run is bounded
+        assert sweeps <= active // 3 + 2, (sweeps, active)
+    assert sweeps >= 2  # five stranded runs do not fit one slice of three
+
+
 # -- 4. early countdowns and lost commit replies cost a moment, not a sweep -------
 
 
@@ -323,3 +345,22 @@ def test_a_non_retryable_failure_fails_the_run_after_one_attempt(engine):
     assert decisions[0].action is Action.FAILED
     run = d.manager.get(run_id)
     assert run["status"] == "failed" and run["error"]["message"] == "bad data"
+
+
+def test_a_claim_that_takes_over_an_expired_lease_records_the_lost_attempt(engine):
+    """RabbitMQ redelivers a dead worker's message at once: the next claim, not the
+    sweep, finds the lease expired, and the lost attempt must still be in history."""
+    wf = two_steps()
+    d = Driver(engine, wf)
+    run_id = d.start(wf.name)
+    with engine.begin() as c:
+        c.execute(steps.update().where(steps.c.run_id == run_id, steps.c.name == "first").values(
+            status="running", attempts=1, started_at=sa.func.now() - timedelta(seconds=30),
+            lease_owner="gone:1:x", lease_expires_at=sa.func.now() - timedelta(seconds=1)))
+    d.deliver(run_id, "first")
+    first = d.step(run_id, "first")
+    assert first["status"] == "succeeded" and first["attempts"] == 2
+    lost, done = first["history"]
+    assert (lost["attempt"], lost["status"], lost["error"]["type"]) == (1, "failed", "WorkerLost")
+    assert (done["attempt"], done["status"]) == (2, "succeeded")
+    assert d.manager.get(run_id)["recovery_count"] == 1

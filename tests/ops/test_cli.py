@@ -42,6 +42,12 @@ def test_list_and_show_print_runs_and_their_steps(runner, manager, ops_worker):
     assert [s["name"] for s in run["steps"]] == [
         "create_user", "provision_plan", "send_welcome_email", "notify_team", "send_welcome_sms"
     ]
+    # the API's JSON, field for field: ISO times, every attempt in history
+    api = runner.app.test_client().get(f"/api/v1/workflows/{run_id}").get_json()
+    assert run == api
+    assert "T" in run["created_at"] and run["created_at"].endswith("+00:00")
+    first = run["steps"][0]["history"]
+    assert [(a["attempt"], a["status"]) for a in first] == [(1, "succeeded")]
 
 
 def test_cancel_then_retry_resumes_the_run_and_illegal_moves_exit_with_the_error_code(

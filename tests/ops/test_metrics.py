@@ -110,3 +110,31 @@ def test_metrics_count_started_finished_retried_runs_and_current_statuses(
                  workflow="gated", status="succeeded") == 1
     assert delta(before, final, "stepwise_runs_finished_total",
                  workflow="flaky", status="cancelled") == 1
+
+
+def test_recovery_health_shows_the_sweeps_age_and_the_steps_it_has_yet_to_resend(
+    client, manager, engine
+):
+    import sqlalchemy as sa
+
+    from app.engine.models import steps
+
+    # recorded, never sent (as if the broker lost it), and older than the grace period
+    lost = build_manager(get_settings(), dispatch=None).start("flaky", {}).run["id"]
+    with engine.begin() as c:
+        c.execute(steps.update().where(steps.c.run_id == lost, steps.c.name == "prepare")
+                  .values(dispatched_at=sa.func.now() - sa.text("interval '10 minutes'")))
+    before = scrape(client)
+    assert value(before, "stepwise_steps_awaiting_recovery", reason="lost") >= 1
+
+    report = manager.recover()
+    assert lost in report.resent
+    after = scrape(client)
+    assert 0 <= value(after, "stepwise_recovery_last_sweep_age_seconds") < 5
+    assert value(after, "stepwise_recovery_last_sweep_duration_seconds") > 0
+    # re-sent: its message is fresh again, so the sweep has nothing more to do for it
+    # (nor for other tests' lost steps it re-sent in the same sweep)
+    assert (value(after, "stepwise_steps_awaiting_recovery", reason="lost")
+            < value(before, "stepwise_steps_awaiting_recovery", reason="lost"))
+    if manager.get(lost)["status"] in ("pending", "running"):
+        manager.cancel(lost)  # a worker of another test may already have run it

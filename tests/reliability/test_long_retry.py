@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-import redis as redis_lib
 
-from tests.support.environment import REDIS_URL
+from tests.support.broker import messages_for
 from tests.support.polling import wait_for
 from tests.support.processes import Worker
 from tests.support.workflows import executions, store
@@ -27,10 +26,8 @@ def test_a_retry_longer_than_the_visibility_timeout_fires_once_from_the_sweep(ma
         )
         wait_in = (step["next_attempt_at"] - datetime.now(UTC)).total_seconds()
         assert 20 < wait_in <= 25
-        broker = redis_lib.Redis.from_url(REDIS_URL)
-
         def nothing_parked() -> bool:
-            return broker.llen("celery") == 0 and broker.hlen("unacked") == 0
+            return messages_for(run_id) == 0
 
         # the failed attempt's own message is acked as its task returns, a moment later
         wait_for(nothing_parked, timeout=10, what="the failed attempt's message to be acked")

@@ -42,18 +42,20 @@ class Driver:
         )
         self._owners = 0
         self.name = f"driver@{uuid.uuid4().hex[:8]}"
-        self.heartbeat()
-
-    def heartbeat(self) -> None:
-        """Register as the worker of this registry's steps: the sweep resends only
-        steps some live worker has, and real workers of other tests share the table."""
-        tasks = [step.task_name for wf in self.registry for step in wf.steps]
-        self.manager.heartbeat(self.name, tasks)
 
     def recover(self) -> Any:
-        """A sweep, as the beat would run it, with this driver alive."""
-        self.heartbeat()
-        return self.manager.recover()
+        """A sweep, as the beat would run it, with this driver as a live worker.
+
+        The sweep resends only steps some live worker has, and real workers of
+        other tests share the table: the driver registers its steps for the
+        sweep, then leaves (a lingering row would hide other tests' steps).
+        """
+        tasks = [step.task_name for wf in self.registry for step in wf.steps]
+        self.manager.heartbeat(self.name, tasks)
+        try:
+            return self.manager.recover()
+        finally:
+            self.manager.forget_worker(self.name)
 
     def _record(self, run_id: uuid.UUID, workflow: str, names: Sequence[str]) -> None:
         with self._lock:

@@ -123,3 +123,77 @@ def charge(ctx: StepContext) -> dict[str, Any]:
 def ship(ctx: StepContext) -> None:
     count(ctx)
     raise Declined("the carrier refused the parcel")
+
+
+# -- limits: a workflow with a concurrency cap and a step with a rate limit -------------
+
+
+class LimitsInput(Schema):
+    tag = fields.String(required=True)
+    hold = fields.Float(load_default=0.3)
+    gate = fields.String(load_default="")
+
+
+def _in_flight(ctx: StepContext) -> None:
+    """Count this run as executing for the body's duration; keep the peak per tag."""
+    r = store()
+    tag = ctx.input["tag"]
+    now = r.incr(f"capped:{tag}:now")
+    r.rpush(f"capped:{tag}:peaks", now)
+    try:
+        if ctx.input.get("gate"):
+            wait_gate(ctx, ctx.input["gate"])
+        time.sleep(ctx.input["hold"])
+    finally:
+        r.decr(f"capped:{tag}:now")
+
+
+capped = Workflow(
+    "capped",
+    input_schema=LimitsInput,
+    max_concurrent_runs=2,
+    description="Two steps; at most two runs execute steps at once.",
+)
+
+
+@capped.step(timeout=30)
+def capped_first(ctx: StepContext) -> dict[str, Any]:
+    count(ctx)
+    _in_flight(ctx)
+    return {"ok": True}
+
+
+@capped.step(timeout=30)
+def capped_second(ctx: StepContext) -> dict[str, Any]:
+    count(ctx)
+    _in_flight(ctx)
+    return {"ok": True}
+
+
+rated = Workflow(
+    "rated",
+    input_schema=LimitsInput,
+    description="One step that may start at most 4 times a second (a provider's limit).",
+)
+
+
+@rated.step(rate_limit=4)
+def call_provider(ctx: StepContext) -> dict[str, Any]:
+    count(ctx)
+    return {"called": True}
+
+
+# -- a backlog: many runs of one slow step ---------------------------------------------
+
+
+class BusyInput(Schema):
+    hold = fields.Float(load_default=0.1)
+
+
+busy = Workflow("busy", input_schema=BusyInput, description="One step that takes `hold` seconds.")
+
+
+@busy.step(timeout=30)
+def grind(ctx: StepContext) -> dict[str, Any]:
+    time.sleep(ctx.input["hold"])
+    return {"held": ctx.input["hold"]}

@@ -83,9 +83,12 @@ class Worker(Process):
         pool: str = "prefork",
         env: dict[str, str] | None = None,
         queues: str | None = None,
+        node: str | None = None,
+        wrap: list[str] | None = None,
     ) -> None:
-        self.node = f"test-{uuid.uuid4().hex[:8]}@localhost"
-        args = [
+        self.node = node or f"test-{uuid.uuid4().hex[:8]}@localhost"
+        # e.g. ["unshare", "--pid", "--fork"]: a worker in its own pid namespace, as on another host
+        args = [*(wrap or []),
             str(VENV_BIN / "celery"),
             "-A",
             "workers",
