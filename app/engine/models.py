@@ -54,7 +54,7 @@ class WorkflowRun(Base):
     started_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     forked_from: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    # a designed workflow's version (migration 0008); null for code-defined workflows
+    # a designed workflow's version (migration 0010); null for code-defined workflows
     definition_version: Mapped[int | None] = mapped_column(sa.Integer)
 
     __table_args__ = (

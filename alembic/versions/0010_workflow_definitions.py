@@ -5,9 +5,9 @@
 ``workflow_runs.definition_version`` is the version a designed run started
 with; it is null for code-defined workflows.
 
-Revision ID: 0008
-Revises: 0006
-Create Date: 2026-12-20
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-02
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0008"
-down_revision = "0006"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
