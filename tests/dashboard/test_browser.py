@@ -427,14 +427,17 @@ def test_tabs_count_within_the_workflow_and_the_short_id_is_searchable(page, liv
 
     page.find_element(By.ID, "clear-filters").click()
     wait_for(lambda: at(page, lambda u: u.rstrip("/") == live_server.url), what="all runs")
-    short = page.find_element(By.CSS_SELECTOR, f'tr[data-run-id="{run_id}"] code').text
+    # the list refreshes itself: read the row once it holds still
+    short = wait_for(lambda: read(page, lambda: page.find_element(
+        By.CSS_SELECTOR, f'tr[data-run-id="{run_id}"] code').text), what="the run's short id")
     assert short == run_id[:8]
     search = page.find_element(By.ID, "q")
     search.send_keys(short)
     search.submit()
     wait_for(lambda: at(page, lambda u: f"q={short}" in u), what="the short-id search")
-    assert run_id in (shown_runs(page) or set())
-    assert all(i.startswith(short) for i in shown_runs(page) or ())
+    shown = wait_for(lambda: read(page, lambda: shown_runs(page)), what="the search results")
+    assert run_id in shown
+    assert all(i.startswith(short) for i in shown)
 
     page.find_element(By.ID, "api-docs-link").click()  # signed in: no Bearer header needed
     wait_for(lambda: at(page, lambda u: u.endswith("/api/docs")), what="the API docs")
