@@ -16,6 +16,7 @@ from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields
 
 from app.api.errors import ApiError
+from app.api.runs import require_json_body
 from app.api.schemas import ErrorSchema
 from app.designer import service, store
 from app.engine.definition import NAME_PATTERN
@@ -112,10 +113,16 @@ class Definitions(MethodView):
         """Every designed workflow, at its latest version."""
         return {"items": store.latest(_manager().engine)}
 
+    @require_json_body
     @blp.arguments(DryRunQuerySchema, location="query", as_kwargs=True)
     @blp.arguments(DefinitionInSchema)
     @blp.response(201, DefinitionSchema, description="saved as the next version of its name")
     @blp.alt_response(200, schema=DryRunSchema, description="dry run: no problems found")
+    @blp.alt_response(
+        400, schema=ErrorSchema, description="malformed JSON, or nested over 32 levels"
+    )
+    @blp.alt_response(413, schema=ErrorSchema, description="body larger than MAX_CONTENT_LENGTH")
+    @blp.alt_response(415, schema=ErrorSchema, description="body is not JSON")
     @blp.alt_response(422, schema=ErrorSchema, description="problems, each named")
     def post(self, body: dict[str, Any], dry_run: bool = False) -> Any:
         """Save a designed workflow (a new name is version 1; each save adds one)."""
