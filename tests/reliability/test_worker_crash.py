@@ -147,9 +147,13 @@ def test_queued_runs_survive_a_broker_flush(manager):
 
     worker = Worker(concurrency=2).start()
     try:
-        report = wait_for(lambda: manager.recover().resent, timeout=30,
-                          what="the sweep to find the stranded runs")
-        assert set(runs) <= set(report)
+        resent: set = set()
+
+        def all_resent() -> bool:  # each run once its message is older than the grace
+            resent.update(manager.recover().resent)
+            return set(runs) <= resent
+
+        wait_for(all_resent, timeout=30, interval=0.2, what="the sweep to find every stranded run")
         wait_for(lambda: tally(manager, runs) == {"succeeded": 5}, timeout=60,
                  what="all runs to succeed")
     finally:
