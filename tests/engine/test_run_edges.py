@@ -364,3 +364,34 @@ def test_a_claim_that_takes_over_an_expired_lease_records_the_lost_attempt(engin
     assert (lost["attempt"], lost["status"], lost["error"]["type"]) == (1, "failed", "WorkerLost")
     assert (done["attempt"], done["status"]) == (2, "succeeded")
     assert d.manager.get(run_id)["recovery_count"] == 1
+
+
+def test_four_sweeps_at_once_split_the_work_and_resend_each_lost_run_once(engine):
+    wf = two_steps()
+    d = Driver(engine, wf)
+    d.manager.recovery_grace = 30  # as deployed: a message just sent is not stale
+    lost = [d.start(wf.name) for _ in range(12)]
+    d.sent.clear()  # their messages are lost
+    with engine.begin() as c:
+        c.execute(steps.update().where(steps.c.run_id.in_(lost), steps.c.name == "first")
+                  .values(dispatched_at=sa.func.now() - timedelta(minutes=5)))
+    tasks = [s.task_name for s in wf.steps]
+    d.manager.heartbeat(d.name, tasks)  # the sweeps' live worker for these steps
+    barrier = threading.Barrier(4)
+    reports: list[Any] = []
+
+    def sweep() -> None:
+        barrier.wait()
+        reports.append(d.manager.recover())
+
+    threads = [threading.Thread(target=sweep) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        d.manager.forget_worker(d.name)
+    resent = Counter(r for report in reports for r in report.resent if r in lost)
+    assert resent == Counter({r: 1 for r in lost})  # every lost run, and each once
+    assert Counter(rid for rid, _ in d.sent if rid in lost) == Counter({r: 1 for r in lost})
