@@ -151,23 +151,28 @@ def run_designed_step(task: Task, run_id_text: str, step_name: str) -> None:
     return None
 
 
+def step_task_options(timeout: float) -> dict[str, Any]:
+    """What every step task is: acked after its checkpoint, redelivered when its worker
+    dies, retried by the engine's policy (never Celery's own limit), time-limited."""
+    return {
+        "bind": True,
+        "soft_time_limit": timeout,
+        "time_limit": hard_limit(timeout),
+        "acks_late": True,
+        "reject_on_worker_lost": True,
+        "ignore_result": True,
+        "max_retries": None,
+        "throws": (StepFailed, NonRetryableError),
+        "typing": False,
+    }
+
+
 def register_designed_task(celery_app: Celery) -> str:
     """The one task every designed workflow's steps run through (``app.designer``)."""
     settings = get_settings()
     timeout = settings.workflow_step_timeout
     if DESIGNED_TASK not in celery_app.tasks:
-        celery_app.task(
-            name=DESIGNED_TASK,
-            bind=True,
-            soft_time_limit=timeout,
-            time_limit=hard_limit(timeout),
-            acks_late=True,
-            reject_on_worker_lost=True,
-            ignore_result=True,
-            max_retries=None,
-            throws=(StepFailed, NonRetryableError),
-            typing=False,
-        )(_designed_body)
+        celery_app.task(name=DESIGNED_TASK, **step_task_options(timeout))(_designed_body)
     return DESIGNED_TASK
 
 
@@ -203,18 +208,9 @@ def register_step_tasks(celery_app: Celery, registry: Registry) -> list[str]:
             if step.task_name in celery_app.tasks:
                 continue
             timeout = workflow.timeout_for(step, settings.workflow_step_timeout)
-            celery_app.task(
-                name=step.task_name,
-                bind=True,
-                soft_time_limit=timeout,
-                time_limit=hard_limit(timeout),
-                acks_late=True,
-                reject_on_worker_lost=True,
-                ignore_result=True,
-                max_retries=None,
-                throws=(StepFailed, NonRetryableError),
-                typing=False,
-            )(_make_body(workflow.name, step.name))
+            celery_app.task(name=step.task_name, **step_task_options(timeout))(
+                _make_body(workflow.name, step.name)
+            )
             names.append(step.task_name)
     return names
 

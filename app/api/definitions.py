@@ -37,6 +37,10 @@ class ActionSchema(Schema):
     name = fields.String(required=True, metadata={"description": "the block's name"})
     description = fields.String(required=True, metadata={"description": "what it does"})
     params = fields.Dict(required=True, metadata={"description": "JSON Schema of its params"})
+    reusable = fields.Boolean(
+        required=True,
+        metadata={"description": "declared in code with app.designer.reusable (false: built in)"},
+    )
 
 
 class ActionListSchema(Schema):

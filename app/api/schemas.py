@@ -136,6 +136,11 @@ class RunSummarySchema(Schema):
     forked_from = fields.Dict(
         allow_none=True, metadata={"description": "{run_id, step} of the run this was forked from"}
     )
+    definition_version = fields.Integer(
+        allow_none=True,
+        metadata={"description": "the version of a designed workflow the run started with "
+                  "(null for a code-defined workflow)"},
+    )
     created_at = UtcDateTime(required=True, metadata={"description": "when the run was recorded"})
     started_at = _time("when the first step started")
     finished_at = _time("when the run reached succeeded, failed or cancelled")

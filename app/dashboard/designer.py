@@ -58,6 +58,8 @@ def designer() -> str:
         "designer.html",
         actions=service.actions_json(),
         definitions=[row["name"] for row in store.latest(_manager().engine)],
+        # ?name=… (a run page's "version N" link) opens that definition
+        open_name=name if NAME_PATTERN.match(name := request.args.get("name", "")) else "",
     )
 
 

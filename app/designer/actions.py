@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import jsonschema
 
 from app.engine.definition import StepContext
 from app.engine.errors import NonRetryableError
@@ -54,9 +55,11 @@ class Action:
     outputs: tuple[str, ...] | None
     kind: str = "task"  # task, sleep or signal
     run: RunFunction | None = None
+    reusable: bool = False  # declared in code with ``reusable`` rather than built in
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "params": self.params}
+        return {"name": self.name, "description": self.description, "params": self.params,
+                "reusable": self.reusable}
 
 
 def _text(description: str, **extra: Any) -> dict[str, Any]:
@@ -231,3 +234,49 @@ ACTIONS: dict[str, Action] = {
         ),
     )
 }
+
+
+# code-defined blocks, declared with ``reusable`` by the modules in WORKFLOW_MODULES
+# (imported by web and worker alike, so both know the same blocks)
+_REUSABLE: dict[str, Action] = {}
+
+
+def reusable(
+    name: str, *, params: Mapping[str, Any], outputs: tuple[str, ...] | None = None,
+    description: str | None = None,
+) -> Callable[[RunFunction], RunFunction]:
+    """Offer a code-defined step function to the designer as a building block.
+
+    The function takes ``(ctx, params)``: ``params`` are the step's parameters
+    (validated against ``params``, a JSON Schema object, after the templates are
+    filled in) and it returns the step's output; ``outputs`` names the fields a
+    later step's template may read (None: any). A code workflow can call the
+    same function from its own steps, so one implementation serves both.
+    """
+    if not isinstance(params, Mapping) or params.get("type") != "object":
+        raise ValueError(f"block {name!r}: params must be a JSON Schema with type object")
+    jsonschema.Draft7Validator.check_schema(dict(params))
+
+    def declare(function: RunFunction) -> RunFunction:
+        if name in ACTIONS:
+            raise ValueError(f"block {name!r} clashes with a built-in action")
+        known = _REUSABLE.get(name)
+        if known is not None and getattr(known.run, "__qualname__", None) != function.__qualname__:
+            raise ValueError(f"two functions are declared as block {name!r}")
+        text = description or (function.__doc__ or name).strip().splitlines()[0]
+        _REUSABLE[name] = Action(name, text, dict(params), outputs, run=function, reusable=True)
+        return function
+
+    return declare
+
+
+def find_action(name: object) -> Action | None:
+    """The built-in or reusable block called ``name``."""
+    if not isinstance(name, str):
+        return None
+    return ACTIONS.get(name) or _REUSABLE.get(name)
+
+
+def all_actions() -> list[Action]:
+    """Built-in blocks first, then the reusable ones by name."""
+    return [*ACTIONS.values(), *sorted(_REUSABLE.values(), key=lambda a: a.name)]

@@ -14,10 +14,11 @@ from typing import Any
 import jsonschema
 import marshmallow
 
-from app.designer.actions import ACTIONS, Action, BadParams
+from app.designer.actions import Action, BadParams, find_action
 from app.designer.conditions import predicate, scope_of
 from app.designer.templates import render
 from app.engine.definition import StepContext, Workflow
+from app.engine.errors import NonRetryableError
 
 
 class JsonSchemaInput(marshmallow.Schema):
@@ -86,6 +87,23 @@ def _task(action: Action, params: Mapping[str, Any]) -> Any:
     return function
 
 
+class BlockUnavailable(NonRetryableError):
+    """A step's block is no longer declared (its module left ``WORKFLOW_MODULES``)."""
+
+    code = "block_unavailable"
+
+
+def _missing(name: str) -> Action:
+    """Stands in for a reusable block that is gone, so listings still load and the
+    step fails for good with a clear reason instead of the whole definition."""
+
+    def run(ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
+        raise BlockUnavailable(f"no block {name!r} is declared on this worker "
+                               "(is its module in WORKFLOW_MODULES?)")
+
+    return Action(name, "unavailable", {"type": "object"}, None, run=run)
+
+
 def build(name: str, version: int, definition: Mapping[str, Any]) -> DesignedWorkflow:
     """The frozen workflow of one stored version (the definition was validated when saved)."""
     steps = list(definition["steps"])
@@ -102,7 +120,7 @@ def build(name: str, version: int, definition: Mapping[str, Any]) -> DesignedWor
     workflow.version = version
     workflow.definition = dict(definition)
     for step in steps:
-        action = ACTIONS[step["action"]]
+        action = find_action(step["action"]) or _missing(str(step["action"]))
         params = dict(step.get("params") or {})
         after = tuple(step.get("after") or ())
         when = predicate(step["when"]) if step.get("when") else None

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.designer import store
-from app.designer.actions import ACTIONS
+from app.designer.actions import all_actions
 from app.designer.validation import Problem, validate
 from app.engine.errors import InvalidInput
 from app.engine.manager import WorkflowManager
@@ -53,7 +53,7 @@ def save(manager: WorkflowManager, body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def actions_json() -> list[dict[str, Any]]:
-    return [a.as_json() for a in ACTIONS.values()]
+    return [a.as_json() for a in all_actions()]
 
 
 def describe_type(workflow: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 
 from app.designer import conditions
-from app.designer.actions import ACTIONS, host_allowed
+from app.designer.actions import all_actions, find_action, host_allowed
 from app.designer.templates import PATH, is_template, paths_in
 from app.engine.definition import NAME_PATTERN
 from app.engine.serialize import find_nul
@@ -170,12 +170,12 @@ def validate(body: Mapping[str, Any], *, code_workflows: Collection[str],
             problems.append(_problem(f"{label}.after", "bad_after", "a list of step names"))
             after = []
         graph[step_name] = tuple(after)
-        action = ACTIONS.get(step.get("action")) if isinstance(step.get("action"), str) else None
+        action = find_action(step.get("action"))
         outputs[step_name] = action.outputs if action is not None else None
         if action is None:
             problems.append(_problem(f"{label}.action", "unknown_action",
                                      f"no action {step.get('action')!r} "
-                                     f"(one of: {', '.join(ACTIONS)})"))
+                                     f"(one of: {', '.join(a.name for a in all_actions())})"))
             continue
         params = step.get("params") if step.get("params") is not None else {}
         if not isinstance(params, Mapping):

@@ -70,6 +70,7 @@ RUN_COLUMNS = (
     runs.c.idempotency_key,
     runs.c.recovery_count,
     runs.c.forked_from,
+    runs.c.definition_version,
     runs.c.created_at,
     runs.c.updated_at,
     runs.c.started_at,
@@ -272,6 +273,7 @@ class WorkflowManager(RecoveryMixin):
             "started_at": None,
             "finished_at": None,
             "forked_from": None,
+            "definition_version": getattr(workflow, "version", None),
             "steps": [
                 {
                     "name": row["name"],

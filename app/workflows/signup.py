@@ -4,6 +4,7 @@ and text them when they gave a phone number."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.designer.actions import reusable
 from app.engine import NonRetryableError, StepContext, Workflow
 from app.engine.models import users
 from app.integrations.billing import billing_provider
@@ -71,17 +73,34 @@ def create_user(ctx: StepContext, session: Session) -> dict[str, Any]:
     return {"user_id": str(user_id), "email": email}
 
 
+@reusable(
+    "create_billing_customer",
+    params={
+        "type": "object",
+        "properties": {
+            "email": {"type": "string", "minLength": 3, "description": "the customer's email"},
+            "name": {"type": "string", "minLength": 1, "description": "the customer's name"},
+        },
+        "required": ["email", "name"],
+        "additionalProperties": False,
+    },
+    outputs=("customer_id",),
+)
+def create_billing_customer(ctx: StepContext, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Create a billing customer (Stripe when configured), once per run and step."""
+    customer = billing_provider(get_settings()).create_customer(
+        email=str(params["email"]), name=str(params["name"]), idempotency_key=ctx.idempotency_key,
+    )
+    return {"customer_id": customer}
+
+
 @signup.step()
 def provision_plan(ctx: StepContext) -> dict[str, Any]:
-    """Pro plans get a billing customer, created with this step's idempotency key."""
+    """Pro plans get a billing customer: the same block designed workflows can use."""
     if ctx.input["plan"] != "pro":
         return {"plan": "free", "customer_id": None}
-    customer = billing_provider(get_settings()).create_customer(
-        email=ctx.outputs["create_user"]["email"],
-        name=str(ctx.input["name"]),
-        idempotency_key=ctx.idempotency_key,
-    )
-    return {"plan": "pro", "customer_id": customer}
+    params = {"email": ctx.outputs["create_user"]["email"], "name": str(ctx.input["name"])}
+    return {"plan": "pro", **create_billing_customer(ctx, params)}
 
 
 @signup.step()

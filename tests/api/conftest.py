@@ -90,6 +90,7 @@ RUN_KEYS = {
     "idempotency_key",
     "recovery_count",
     "forked_from",
+    "definition_version",
     "created_at",
     "started_at",
     "finished_at",

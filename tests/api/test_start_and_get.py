@@ -20,6 +20,7 @@ def test_start_answers_202_with_the_pending_run_and_its_steps(client):
     uuid.UUID(run["id"])
     assert (run["name"], run["status"], run["input"]) == ("signup", "pending", payload)
     assert run["output"] is None and run["error"] is None
+    assert run["definition_version"] is None  # a code-defined workflow
     assert datetime.fromisoformat(run["created_at"]).utcoffset() is not None
     assert [s["name"] for s in run["steps"]] == [
         "create_user",

@@ -31,6 +31,27 @@ def test_actions_lists_each_block_with_a_json_schema_of_its_params(client):
     assert set(found["wait_for_signal"]["params"]["properties"]) == {"signal", "timeout"}
     for action in found.values():
         assert action["description"] and action["params"]["type"] == "object"
+    assert not any(found[n]["reusable"] for n in ("send_email", "sleep", "wait_for_signal"))
+
+
+def test_a_code_defined_step_declared_reusable_is_offered_as_a_block(client):
+    block = next(a for a in client.get("/api/v1/actions").get_json()["items"]
+                 if a["name"] == "create_billing_customer")
+    assert block["reusable"] is True
+    assert block["description"].startswith("Create a billing customer")
+    assert set(block["params"]["required"]) == {"email", "name"}
+    # its params are checked like a built-in's, and its outputs are known to templates
+    response = save(client, definition(unique(), [
+        {"name": "bill", "action": "create_billing_customer", "params": {"email": "{{ input.email }}",
+                                                                         "plan": "pro"}},
+        {"name": "tell", "action": "notify_chat", "after": ["bill"],
+         "params": {"text": "{{ steps.bill.customer_id }} {{ steps.bill.invoice_id }}"}},
+    ]))
+    found = {(p["where"], p["code"], p["message"]) for p in problems(response)}
+    assert ("steps.bill.params", "bad_params", "'name' is a required property") in found
+    assert any(w == "steps.bill.params" and "'plan' was unexpected" in m for w, _, m in found)
+    assert {(w, c) for w, c, _ in found if w == "steps.tell.params.text"} == {
+        ("steps.tell.params.text", "unknown_output_field")}
 
 
 def test_a_new_name_is_version_one_and_each_save_adds_one(client):

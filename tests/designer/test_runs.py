@@ -15,15 +15,23 @@ import sqlalchemy as sa
 from pytest_httpserver import HTTPServer
 
 from tests.designer.conftest import definition, mail, save, unique
+from tests.e2e.test_primitives import settle
+from tests.support.fakes.providers import STRIPE_KEY
+from tests.support.fakes.twilio import TWILIO_NUMBER, TWILIO_SID, TWILIO_TOKEN
 from tests.support.polling import wait_for
 from tests.support.processes import Worker
 
-FINISHED = ("succeeded", "failed", "cancelled")
-
 
 @pytest.fixture(scope="module")
-def worker(database: str) -> Iterator[Worker]:
-    w = Worker(concurrency=2, env={"HTTP_ACTION_ALLOWED_HOSTS": "127.0.0.1"}).start()
+def worker(database: str, twilio_api: Any, stripe_api: Any) -> Iterator[Worker]:
+    """SMS goes to the Twilio fake and billing to the Stripe fake, email and chat to
+    the console: each block runs through the integration a deployment configures."""
+    w = Worker(concurrency=2, env={
+        "HTTP_ACTION_ALLOWED_HOSTS": "127.0.0.1",
+        "TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_FROM": TWILIO_NUMBER, "TWILIO_API_BASE": twilio_api.url,
+        "STRIPE_API_KEY": STRIPE_KEY, "STRIPE_API_BASE": stripe_api.url,
+    }).start()
     yield w
     w.stop()
 
@@ -35,17 +43,6 @@ def local_api() -> Iterator[HTTPServer]:
     yield server
     server.clear()
     server.stop()
-
-
-def settle(manager: Any, run_id: Any, *statuses: str, timeout: float = 40.0) -> dict:
-    wanted = statuses or FINISHED
-
-    def done() -> dict | None:
-        manager.recover()
-        run = manager.get(run_id)
-        return run if run["status"] in wanted else None
-
-    return wait_for(done, timeout=timeout, interval=0.2, what=f"run {run_id} to be {wanted}")
 
 
 def waiting(manager: Any, run_id: Any, step_name: str) -> None:
@@ -109,6 +106,47 @@ def test_a_designed_workflow_sends_waits_for_a_signal_sleeps_and_skips(
     assert page.status_code == 200 and name in page.get_data(as_text=True)
 
 
+def test_send_sms_texts_through_twilio_and_a_reusable_code_block_bills_through_stripe(
+    client, manager, engine, worker, twilio_api, stripe_api
+):
+    name = unique()
+    token = name.split("_")[-1]
+    saved = save(client, {
+        "name": name, "input_schema": {"type": "object", "required": ["email", "name", "phone"],
+                                       "properties": {"email": {"type": "string"},
+                                                      "name": {"type": "string"},
+                                                      "phone": {"type": "string"}}},
+        "steps": [
+            {"name": "bill", "action": "create_billing_customer",
+             "params": {"email": "{{ input.email }}", "name": "{{ input.name }}"}},
+            {"name": "text", "action": "send_sms", "after": ["bill"],
+             "params": {"to": "{{ input.phone }}",
+                        "body": "Hi {{ input.name }}, your account {{ steps.bill.customer_id }}"}},
+        ],
+    })
+    assert saved.status_code == 201, saved.get_json()
+    run = start(client, name, {"email": f"{token}@example.com", "name": f"Ada {token}",
+                               "phone": "+14155550123"})
+    done = settle(manager, run["id"])
+    assert done["status"] == "succeeded", done["error"]
+
+    [customer] = stripe_api.requests(token)
+    assert customer.path == "/v1/customers"
+    assert customer.headers["idempotency-key"] == f"{run['id']}:bill"
+    assert customer.form()["email"] == f"{token}@example.com"
+    customer_id = stripe_api.respond(customer).body["id"]
+    assert step(done, "bill")["output"] == {"customer_id": customer_id}
+
+    [sms] = twilio_api.requests(token)
+    form = sms.form()
+    assert (form["To"], form["From"]) == ("+14155550123", TWILIO_NUMBER)
+    assert form["Body"] == f"Hi Ada {token}, your account {customer_id}"
+    sid = twilio_api.respond(sms).body["sid"]
+    assert step(done, "text")["output"] == {"message_id": sid, "to": "+14155550123",
+                                            "replayed": False}
+    assert deliveries(engine, run["id"]) == ["sms"]
+
+
 def test_a_signal_wait_that_times_out_takes_the_other_branch(client, manager, engine, worker):
     name = unique()
     save(client, definition(name, [
@@ -156,6 +194,9 @@ def test_a_run_keeps_its_version_when_a_new_one_is_saved(client, manager, engine
             "SELECT id::text, definition_version FROM workflow_runs WHERE name = :n"
         ), {"n": name}).all())
     assert versions == {str(first["id"]): 1, str(second["id"]): 2}
+    # and the API says so, for the operator reading a run
+    assert client.get(f"/api/v1/workflows/{first['id']}").get_json()["definition_version"] == 1
+    assert first["definition_version"] == 1 and second["definition_version"] == 2
 
 
 def test_http_request_calls_an_allowed_host(client, manager, worker, local_api):

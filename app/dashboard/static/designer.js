@@ -326,4 +326,8 @@
     if (ev.target.value) versionsOf(ev.target.value, function (items) { if (items.length) load(items[0]); });
   });
   startForm(); draw();
+  if (root.dataset.open) {
+    $("open-definition").value = root.dataset.open;
+    versionsOf(root.dataset.open, function (items) { if (items.length) load(items[0]); });
+  }
 })();
