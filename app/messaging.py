@@ -54,7 +54,7 @@ def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None
         return {"queue": CONTROL_QUEUE}
     from app.engine.registry import registry
 
-    workflow, _, step = name.partition(".")
+    workflow, _dot, step = name.partition(".")
     found = registry.code(workflow)
     if found is not None and found.find_step(step) is not None:
         return {"queue": step_queue(name)}

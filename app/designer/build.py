@@ -32,13 +32,13 @@ class JsonSchemaInput(marshmallow.Schema):
         self.json_schema = dict(schema)
         self._validator = jsonschema.Draft7Validator(self.json_schema)
 
-    def load(self, data: Any, **_: Any) -> Any:  # type: ignore[override]
+    def load(self, data: Any, **_: Any) -> Any:
         problems = input_problems(self._validator, data)
         if problems:
             raise marshmallow.ValidationError(problems)
         return dict(data)
 
-    def dump(self, obj: Any, **_: Any) -> Any:  # type: ignore[override]
+    def dump(self, obj: Any, **_: Any) -> Any:
         return dict(obj)
 
 

@@ -44,7 +44,7 @@ def save(engine: Engine, body: Mapping[str, Any]) -> dict[str, Any]:
     """Store a validated definition as the next version of its name."""
     with engine.begin() as c:
         c.execute(_LOCK, {"name": body["name"]})
-        version = c.execute(
+        version: int = c.execute(
             sa.select(sa.func.coalesce(sa.func.max(definitions.c.version), 0) + 1)
             .where(definitions.c.name == body["name"])
         ).scalar_one()

@@ -96,7 +96,10 @@ class WithToken(with_token.as_state_machine()):  # type: ignore[misc]
 
 
 class WithoutToken(without_token.as_state_machine()):  # type: ignore[misc]
+    statuses: list[int] = []
+
     def validate_response(self, response, case, additional_checks=None, **kwargs):  # type: ignore[no-untyped-def]
+        WithoutToken.statuses.append(response.status_code)
         case.validate_response(response, checks=checks_for(case))
 
 
@@ -109,6 +112,9 @@ def test_following_links_with_a_token_conforms():
 
 def test_following_links_without_a_token_conforms():
     WithoutToken.run(settings=settings(SETTINGS, max_examples=6, stateful_step_count=5))
+    # no token configured: nothing answers 401, and calls were made and checked
+    assert WithoutToken.statuses and 401 not in WithoutToken.statuses, WithoutToken.statuses
+    assert any(s < 300 for s in WithoutToken.statuses), WithoutToken.statuses
 
 
 # -- a second pass with hostile values (issue 12, item 11) ----------------------------

@@ -464,6 +464,9 @@ def test_fork_from_a_step_starts_a_new_run_that_reuses_the_steps_before_it(
     wait_for(lambda: run_status(page) == "succeeded", what="the fork to succeed")
     link = page.find_element(By.CSS_SELECTOR, f'a[href$="/runs/{source}"]')
     assert link.text == str(source)[:8]
+    reused = page.find_element(By.CSS_SELECTOR, 'tr[data-step="prepare"]').text
+    assert f"output reused from {str(source)[:8]}" in reused
+    assert "reused" not in page.find_element(By.CSS_SELECTOR, 'tr[data-step="call_api"]').text
     shoot(page, screenshot_dir, "run-forked")
 
     # the fork reused prepare's output and ran call_api and finish again; the source is untouched

@@ -104,6 +104,7 @@ def test_a_designed_workflow_sends_waits_for_a_signal_sleeps_and_skips(
     # the run page shows it like any other
     page = client.get(f"/runs/{run['id']}")
     assert page.status_code == 200 and name in page.get_data(as_text=True)
+    assert f'/designer?name={name}">version 1</a>' in page.get_data(as_text=True)
 
 
 def test_send_sms_texts_through_twilio_and_a_reusable_code_block_bills_through_stripe(

@@ -216,8 +216,12 @@ def test_every_subscription_is_told_to_re_read_after_a_reconnection(listener, en
     sub = listener.subscribe(None)
     try:
         wait_for(lambda: RESET in sub.get(0.2), timeout=10, what="the first RESET")
+        first_pid, connections = listener.backend_pid, listener.connections
         with engine.connect() as c:
             c.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": listener.backend_pid})
         wait_for(lambda: RESET in sub.get(0.2), timeout=15, what="a RESET after reconnecting")
+        # the RESET came from a new connection, not a stale one
+        assert listener.connections > connections
+        assert listener.backend_pid != first_pid
     finally:
         sub.close()
