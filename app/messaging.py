@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from celery import Celery, chain
+from celery import Celery
 
 from app.designer import DESIGNED_QUEUE, DESIGNED_TASK
 from app.engine.registry import Registry
@@ -90,7 +90,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend": None,
         "task_routes": (route_task,),
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # no task-sent events: a publish each per step for a "sent" state Flower can do
+        # without (it shows received, started and succeeded from the worker)
+        "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "enable_utc": True,
@@ -139,10 +141,13 @@ def make_dispatch(celery_app: Celery, registry: Registry) -> Any:
             return
         for step in steps:
             names = definition.continuation(step) if definition is not None else [step]
-            signatures = [signature(workflow, name, run_id) for name in names]
-            if len(signatures) == 1:
-                signatures[0].apply_async()
-            else:
-                chain(*signatures).apply_async()
+            first = f"{workflow}.{names[0]}"
+            # the message a ``chain(...).apply_async()`` sends — the first task, carrying
+            # the rest (last first) — without building and freezing the canvas and
+            # its result objects first: nothing reads results, Postgres is the store
+            rest = [signature(workflow, name, run_id) for name in reversed(names[1:])]
+            celery_app.send_task(
+                first, args=(str(run_id),), queue=step_queue(first), chain=rest or None
+            )
 
     return dispatch

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -15,16 +17,47 @@ from sqlalchemy.engine import Engine
 _lock = threading.Lock()
 _engines: dict[tuple[int, str], Engine] = {}
 
+# A pooled connection idle for longer than this is pinged before it is handed
+# out; one used just now is not. Under load a step's connection comes straight
+# back (no ping: one round trip per step saved); after a pause it is checked,
+# so a Postgres restart during the pause costs nothing. A restart in the last
+# second is met by the callers' own outage handling (a claim is tried again,
+# a checkpoint written again on a fresh connection).
+PING_AFTER_IDLE = 1.0
+
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_size=pool_size,
         max_overflow=10,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5, "application_name": "stepwise"},
     )
+    sa.event.listen(engine, "checkin", _note_checkin)
+    sa.event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+def _note_checkin(dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    last = record.info.get("checked_in")
+    if last is None or time.monotonic() - last < PING_AFTER_IDLE:
+        return  # new (just connected) or used a moment ago
+    try:
+        before = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True  # no transaction left open by the ping
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        finally:
+            dbapi_connection.autocommit = before
+    except Exception as exc:
+        # the pool drops this connection and hands out a fresh one
+        raise sa.exc.DisconnectionError(f"stale pooled connection: {exc}") from exc
 
 
 # SQLSTATEs of a connection that failed or was cut: class 08 (connection

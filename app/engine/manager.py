@@ -49,6 +49,7 @@ from app.engine.recovery import RecoveryMixin, RecoveryReport
 from app.engine.registry import Registry
 from app.engine.retry import RetryPolicy
 from app.engine.serialize import find_nul, request_hash
+from app.engine.start_sql import record_run
 from app.engine.states import RunStatus, StepKind, StepStatus
 
 log = logging.getLogger(__name__)
@@ -246,8 +247,7 @@ class WorkflowManager(RecoveryMixin):
         if conn is not None:
             created = record(conn)
         else:
-            with self.engine.begin() as c:
-                created = record(c)
+            created = self._record_alone(run_id, workflow, data, idempotency_key, digest)
         if created is None:
             existing = self._find_by_key(name, idempotency_key, conn)
             if existing["request_hash"] != digest:
@@ -296,6 +296,24 @@ class WorkflowManager(RecoveryMixin):
             ],
         }
         return StartResult(run, created=True)
+
+    def _record_alone(
+        self, run_id: uuid.UUID, workflow: Workflow, data: Any, key: str | None,
+        digest: str | None,
+    ) -> datetime | None:
+        """The run and its steps in one autocommit statement (one round trip)."""
+        with self.engine.connect() as c:
+            dbapi = c.connection.dbapi_connection
+            assert dbapi is not None
+            dbapi.autocommit = True  # as the step protocol does: no BEGIN, no COMMIT
+            try:
+                created = record_run(c, run_id=run_id, workflow=workflow, data=data,
+                                     idempotency_key=key, digest=digest)
+                c.commit()  # ends SQLAlchemy's autobegun transaction; nothing is sent
+            finally:
+                if not dbapi.closed:
+                    dbapi.autocommit = False
+        return created
 
     def _find_by_key(
         self, name: str, key: str | None, conn: Connection | None
