@@ -63,8 +63,11 @@ def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings that do not lose work (STYLE §5), derived from ``Settings``."""
+    redis_broker = settings.celery_broker_url.startswith("redis://")
     return {
         "broker_url": settings.celery_broker_url,
+        # kombu's Redis transport with one publishing client per channel (app.redis_transport)
+        **({"broker_transport": "app.redis_transport:Transport"} if redis_broker else {}),
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "visibility_timeout": settings.celery_visibility_timeout,

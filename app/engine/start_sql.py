@@ -3,7 +3,8 @@
 ``WorkflowManager.start`` sends this on an autocommit connection, so starting
 a run costs one round trip and its durable commit — no BEGIN, no separate
 COMMIT, and no per-call SQL compilation (the text is constant; the steps go in
-as one JSON parameter). The idempotency key's unique index still decides a
+as one JSON parameter; the statement is prepared once per connection,
+``app.engine.prepared``). The idempotency key's unique index still decides a
 race: a conflicting insert returns no row and writes no steps.
 """
 
@@ -14,14 +15,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from app.engine.definition import Workflow
+from app.engine.prepared import execute as execute_prepared
+from app.engine.prepared import prepared
 from app.engine.states import StepKind
 
-_RECORD = sa.text(
-    """
+_RECORD = prepared("stepwise_start", """
     WITH run AS (
         INSERT INTO workflow_runs (id, name, status, input, idempotency_key, request_hash,
                                    definition_version, created_at, updated_at)
@@ -39,8 +40,10 @@ _RECORD = sa.text(
             compensates text, sent boolean)
     )
     SELECT created_at FROM run
-    """
-).bindparams(sa.bindparam("run_id", type_=sa.Uuid))
+""", [
+    ("run_id", "uuid"), ("name", "text"), ("input", "text"), ("key", "text"), ("hash", "text"),
+    ("version", "int"), ("steps", "text"),
+])
 
 
 def steps_json(workflow: Workflow) -> str:
@@ -72,8 +75,9 @@ def record_run(
     digest: str | None,
 ) -> datetime | None:
     """Insert the run and its steps; its ``created_at``, or None if the key was taken."""
-    created: datetime | None = conn.execute(
-        _RECORD,
+    created: datetime | None = execute_prepared(
+        conn,
+        [_RECORD],
         {
             "run_id": run_id,
             "name": workflow.name,

@@ -29,6 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
+from app.engine.prepared import execute as execute_prepared
+from app.engine.prepared import prepared
 from app.engine.states import (
     ACTIVE_RUN_STATUSES,
     DONE_STEP_STATUSES,
@@ -73,10 +75,7 @@ def _params(statement: str, **types: Any) -> sa.TextClause:
 # The claim is only a lease: losing it in a crash leaves the step claimable, so
 # its commit need not wait for the WAL flush. A step woken from a wait keeps its
 # attempt number and start time (the wait was one attempt).
-_CLAIM = _params(
-    f"""
-    SET LOCAL synchronous_commit = off;
-    {LOCK_RUN}
+_CLAIM_SQL = f"""
     WITH claimed AS (
         UPDATE workflow_steps AS s
         SET status = 'running',
@@ -129,8 +128,14 @@ _CLAIM = _params(
               FROM workflow_steps p
              WHERE p.run_id = :run_id AND p.status = 'succeeded') AS outputs
     FROM claimed c
-    """
-)
+"""
+# prepared once per connection (app.engine.prepared): planning the claim cost
+# more than running it
+_LOCK_PREPARED = prepared("stepwise_lock_run", LOCK_RUN.rstrip(";"), [("run_id", "uuid")])
+_CLAIM_PREPARED = prepared("stepwise_claim", _CLAIM_SQL, [
+    ("run_id", "uuid"), ("step", "text"), ("owner", "text"), ("lease", "float8"),
+    ("slack", "float8"), ("limit", "int"),
+])
 
 _INSPECT = _params(
     """
@@ -179,8 +184,9 @@ def claim(
     Taking over an expired lease counts as a recovery, and is refused once the
     run is at its recovery limit (the sweep then dead-letters it).
     """
-    row = conn.execute(
-        _CLAIM,
+    row = execute_prepared(
+        conn,
+        [_LOCK_PREPARED, _CLAIM_PREPARED],
         {
             "run_id": run_id,
             "step": step,
@@ -189,6 +195,7 @@ def claim(
             "slack": EARLY_SLACK_SECONDS,
             "limit": recovery_limit,
         },
+        prefix="SET LOCAL synchronous_commit = off; ",
     ).one_or_none()
     if row is not None:
         return Claimed(
@@ -251,9 +258,7 @@ _FINISH_RUN = f"""
 # A step's success (or skip). Also recognises its own earlier success: a
 # checkpoint whose commit reply was lost is sent again and must find the same
 # successors, not lose them.
-_SUCCEED = _params(
-    f"""
-    {LOCK_RUN}
+_SUCCEED_SQL = f"""
     WITH updated AS (
         UPDATE workflow_steps AS s
         SET status = :final, output = CAST(:output AS jsonb), error = NULL, finished_at = now(),
@@ -274,10 +279,11 @@ _SUCCEED = _params(
            coalesce((SELECT status FROM finished), r.status) AS run_status,
            coalesce((SELECT array_agg(name) FROM ready), '{{}}') AS ready
     FROM workflow_runs r WHERE r.id = :run_id
-    """,
-    output=JSONB,
-    result=sa.String,  # JSON text or SQL NULL (a JSONB bind would send None as JSON null)
-)
+"""
+_SUCCEED_PREPARED = prepared("stepwise_succeed", _SUCCEED_SQL, [
+    ("run_id", "uuid"), ("step", "text"), ("owner", "text"), ("output", "text"),
+    ("final", "text"), ("result", "text"),
+])
 
 
 @dataclass(frozen=True)
@@ -302,13 +308,14 @@ def succeed(
 
     ``result`` is merged into the run's output if this step finishes the run.
     """
-    row = conn.execute(
-        _SUCCEED,
+    row = execute_prepared(
+        conn,
+        [_LOCK_PREPARED, _SUCCEED_PREPARED],
         {
             "run_id": run_id,
             "step": step,
             "owner": owner,
-            "output": output,
+            "output": json.dumps(output),  # as the JSONB type sent it (None: JSON null)
             "final": StepStatus.SKIPPED.value if skipped else StepStatus.SUCCEEDED.value,
             "result": None if result is None else json.dumps(result),
         },
