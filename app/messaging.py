@@ -92,7 +92,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": True,
         "result_backend": None,
         "task_routes": (route_task,),
-        "worker_send_task_events": True,
+        # task events come from the worker's -E (the Procfile's, DESIGN §1) or from
+        # Flower, which turns them on when it connects; a worker run without
+        # either does not pay for them (a sixth of its CPU, bench.compare --events off)
+        "worker_send_task_events": False,
         # no task-sent events: a publish each per step for a "sent" state Flower can do
         # without (it shows received, started and succeeded from the worker)
         "task_send_sent_event": False,

@@ -70,6 +70,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
     parser.add_argument("--pool", default="prefork", help="pool of the project's worker")
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--events", choices=("on", "off"), default="on",
+                        help="the project's worker with -E (as the Procfile) or without")
     parser.add_argument("--rounds", type=int, default=None, help="throughput rounds")
     parser.add_argument("--workflows", type=int, default=None, help="workflows per throughput batch")
     args = parser.parse_args()
@@ -105,7 +107,8 @@ def main() -> None:
         client = redis.Redis.from_url(defaults_url)
         client.flushdb()
         client.close()
-    result = build_result(measured, sizes.__dict__, args.smoke, skipped, args.pool, args.concurrency)
+    result = build_result(measured, sizes.__dict__, args.smoke, skipped, args.pool, args.concurrency,
+                          args.events == "on")
     report(render(result), result)
 
 
@@ -118,7 +121,8 @@ def run(args: argparse.Namespace, sizes: Sizes, dbos_python: Any, defaults_url: 
         project_worker = None
         if {"celery project", "stepwise"} & set(wanted):
             project_worker = stack.enter_context(
-                Worker(s.env, concurrency=args.concurrency, loglevel="WARNING", pool=args.pool)
+                Worker(s.env, concurrency=args.concurrency, loglevel="WARNING", pool=args.pool,
+                       events=args.events == "on")
             )
         if "celery defaults" in wanted:
             from bench import plain_app
@@ -214,7 +218,8 @@ def count_stepwise(s: Any, args: argparse.Namespace, runs: int, manager: Any,
     _sql_counter.install()
     env = {**s.env, "STEPWISE_BENCH_COUNT_SQL": "1"}
     counted: dict[str, Any] = {}
-    with Worker(env, concurrency=args.concurrency, loglevel="WARNING", pool=args.pool) as worker:
+    with Worker(env, concurrency=args.concurrency, loglevel="WARNING", pool=args.pool,
+                events=args.events == "on") as worker:
         phase("  counting worker ready")
         system = ChainSystem("stepwise", stepwise_starter(manager, STEPWISE_WORKFLOWS), done,
                              DONE_KEY, worker)

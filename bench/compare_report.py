@@ -56,7 +56,7 @@ def _system_figures(phases: list[Any], latency: dict[int, Any], n: int) -> dict[
 
 def build_result(
     measured: dict[str, Any], sizes: dict[str, Any], smoke: bool, skipped: dict[str, str], pool: str,
-    concurrency: int,
+    concurrency: int, events: bool = True,
 ) -> dict[str, Any]:
     n = sizes["workflows"]
     systems = {
@@ -85,7 +85,8 @@ def build_result(
         "bench": "compare",
         "smoke": smoke,
         "sizes": sizes,
-        "stepwise_worker": {"pool": pool, "concurrency": concurrency, "loglevel": "warning"},
+        "stepwise_worker": {"pool": pool, "concurrency": concurrency, "loglevel": "warning",
+                            "events": events},
         "systems": systems,
         "ratios": ratios,
         "counts": counts,

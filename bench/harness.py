@@ -63,14 +63,16 @@ class Worker:
         pool: str = "prefork",
         app: str = "workers",
         project_flags: bool = True,
+        events: bool = True,
     ):
         """``queues``: consume only these (e.g. an idle queue, then ``consume_all``).
         ``project_flags=False`` runs ``app`` with Celery's own defaults: no events,
-        gossip and mingle on, every queue of the app consumed."""
+        gossip and mingle on, every queue of the app consumed. ``events=False``: the
+        project's worker without ``-E`` (no task events: as with no Flower running)."""
         self.node = f"bench-{uuid.uuid4().hex[:8]}@localhost"
         self.args = [str(VENV_BIN / "celery"), "-A", app, "worker"]
         if project_flags:
-            self.args += ["-E", *(["--queues", queues] if queues else []),
+            self.args += [*(["-E"] if events else []), *(["--queues", queues] if queues else []),
                           "--without-gossip", "--without-mingle"]
         self.args += [
             "--pool",

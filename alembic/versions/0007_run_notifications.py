@@ -1,14 +1,15 @@
 """notify listeners when a run moves: a trigger on workflow_runs (DESIGN §10, awaiting a run)
 
 Every code path that changes a run's status, or touches its ``updated_at``
-(each step claim, checkpoint, retry and failure does), sends
+(the first claim, a takeover, a retry, a failure, the finish), sends
 ``pg_notify('stepwise_runs', '<run id>:<status>')`` at commit, so waiters and
 the live dashboard are woken without any engine code knowing about them.
 
 The payload is kept to the id and the status (at most 46 bytes): listeners
 re-read the run, so the notice only has to say which run to look at.
-``workflow_steps`` gets no trigger of its own: every step transition already
-updates its run's ``updated_at``, and a second trigger would double the cost.
+``workflow_steps`` gets no trigger of its own: a NOTIFY per step would
+serialise every checkpoint's commit; the run page refreshes its steps every
+2 s while its run is active instead.
 The setting ``stepwise.notify`` tunes it: ``all`` (default), ``status`` (only
 status changes: ``?wait=`` is unaffected, the dashboard then shows step
 progress at each run status change only, and busy clusters commit faster —

@@ -5,6 +5,10 @@
 // signed out) or the browser has no EventSource, it polls every 2 s instead
 // and tries the stream again later. A hidden tab holds no stream and does not
 // poll; it catches up when shown. window.stepwiseLive says what it is doing.
+// The stream speaks for runs (a notification per run status change, fed by
+// LISTEN/NOTIFY); a step starting inside a running run sends none — a NOTIFY
+// per step would serialise every checkpoint's commit — so a page that shows
+// steps (data-step-poll) also refreshes every 2 s while its run is active.
 // Also: confirm before a cancel.
 (function () {
   "use strict";
@@ -13,6 +17,7 @@
   var state = (window.stepwiseLive = { mode: "idle", events: 0, refreshes: 0 });
   var source = null;
   var pollTimer = null;
+  var stepTimer = null;
   var retryTimer = null;
   var inFlight = false;
   var again = false;
@@ -51,6 +56,7 @@
 
   function closeStream() {
     if (source) { source.close(); source = null; }
+    if (stepTimer) { clearInterval(stepTimer); stepTimer = null; }
   }
 
   function stopPolling() {
@@ -80,6 +86,9 @@
     closeStream();
     source = new EventSource(url, { withCredentials: true });
     state.mode = "stream";
+    if (region().getAttribute("data-step-poll") === "true") {
+      stepTimer = setInterval(function () { if (!document.hidden) refresh(); }, POLL_MS);
+    }
     // on every (re)connection: catch up on what changed while not listening
     source.addEventListener("open", function () { refresh(); });
     source.addEventListener("change", function () { state.events += 1; refresh(); });
