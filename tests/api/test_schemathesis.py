@@ -54,11 +54,19 @@ FREE_FORM = {
 }
 
 
+def is_batch(path: str) -> bool:
+    """A batch start's items must carry distinct idempotency keys, which JSON Schema
+    cannot state (uniqueItems compares whole items): two generated items with one
+    key are the documented 422 naming the second, not a rejected valid request."""
+    return path.startswith("/api/v1/workflows/") and path.endswith("/batch")
+
+
 def checks_for(case):  # type: ignore[no-untyped-def]
     """Every check; for a free-form object, whose keys JSON Schema 3.0 cannot
     constrain, a key with a NUL character is a documented 422, not a rejected
-    valid request (and likewise a definition that breaks the designer's rules)."""
-    if case.path not in FREE_FORM:
+    valid request (and likewise a definition that breaks the designer's rules,
+    and a batch with one key twice)."""
+    if case.path not in FREE_FORM and not is_batch(case.path):
         return ALL_CHECKS
     return [c for c in ALL_CHECKS if c.__name__ != "positive_data_acceptance"]
 
