@@ -48,7 +48,7 @@ test: install services
 
 # the benchmarks (docs/performance.md); each makes its own scratch database and Redis db.
 # compare builds DBOS 3.4 into bench/.dbos-venv (git-ignored) on first use
-BENCHES := compare latency throughput api scale recovery sweep primitives protocol
+BENCHES := compare latency throughput api batch scale recovery sweep primitives protocol
 bench: install services
 	mkdir -p var/bench
 	for b in $(BENCHES); do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m bench.$$b | tee var/bench/$$b.txt || exit 1; done

@@ -12,12 +12,13 @@ from flask import Flask
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
-from app.api import definitions, docs, health, runs, workflow_types
+# batch adds POST /workflows/<name>/batch to runs.blp when imported, before it is registered
+from app.api import batch, definitions, docs, health, runs, workflow_types  # noqa: F401
 from app.api.auth import install_auth
 from app.api.errors import handle_http_exception, install_error_handlers
 from app.api.input_check import InputChecks
 from app.api.json_body import install_json_vetting
-from app.api.openapi import StepwiseDocPlugin, add_start_operations
+from app.api.openapi import GENERIC_BATCH, StepwiseDocPlugin, add_start_operations
 from app.api.request_context import install_request_context
 from app.api.schemas import ErrorSchema
 from app.engine.registry import Registry
@@ -71,6 +72,9 @@ def init_api(app: Flask, settings: Settings, registry: Registry) -> StepwiseApi:
     published_inputs = add_start_operations(api.spec, api.ma_plugin, registry)
     # flask-smorest registers a pagination schema that no Stepwise route uses
     api.spec.components.schemas.pop("PaginationMetadata", None)
+    # the generic batch rule's only operation is documented per workflow: drop the
+    # path item left with nothing but its parameter (apispec has no public remove)
+    api.spec._paths.pop(GENERIC_BATCH, None)
     app.register_blueprint(docs.blp)
     install_error_handlers(app)
     app.extensions["stepwise_api"] = api

@@ -13,6 +13,10 @@
   apispec, so the document cannot drift from validation). The generic
   ``POST /api/v1/workflows/{name_or_id}`` stays for clients that start
   workflows by a name they hold at run time.
+- **One batch operation per registered workflow** likewise,
+  ``POST /api/v1/workflows/signup/batch`` whose items carry that input schema;
+  the generic ``POST /api/v1/workflows/{name}/batch`` serves requests but is
+  not documented, for the same reason.
 - **Links** from a started run to reading, retrying and cancelling it, so
   stateful testers (and people) can follow a run's life.
 
@@ -28,11 +32,14 @@ from apispec import BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin
 from werkzeug.routing import Rule
 
+from app.engine.batch import BATCH_MAX
 from app.engine.registry import Registry
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 RUN_REF = {"$ref": "#/components/schemas/Run"}
 GENERIC_START = "/api/v1/workflows/{name_or_id}"
+GENERIC_BATCH = "/api/v1/workflows/{name}/batch"
+BATCH_RESULT_REF = {"$ref": "#/components/schemas/BatchResult"}
 GET_RUN = "#/paths/~1api~1v1~1workflows~1{name_or_id}/get"
 RETRY_RUN = "#/paths/~1api~1v1~1workflows~1{run_id}~1retry/post"
 CANCEL_RUN = "#/paths/~1api~1v1~1workflows~1{run_id}~1cancel/post"
@@ -88,9 +95,9 @@ class StepwiseDocPlugin(BasePlugin):  # type: ignore[misc]
     ) -> None:
         if not path or not operations or not path.startswith("/api/"):
             return  # /healthz, /readyz and /metrics are open and touch no auth
-        if path == GENERIC_START:
-            # POST /workflows/<name> is documented once per workflow, with its input
-            # schema; the generic form (free-form input) still serves requests
+        if path in (GENERIC_START, GENERIC_BATCH):
+            # POST /workflows/<name>(/batch) is documented once per workflow, with its
+            # input schema; the generic form (free-form input) still serves requests
             operations.pop("post", None)
         for method, operation in operations.items():
             if method == "parameters" or not isinstance(operation, dict):
@@ -159,6 +166,91 @@ def start_operation(name: str, description: str, input_ref: str) -> dict[str, An
             "422": error_response("the input fails validation: details name each bad field"),
         },
     }
+
+
+KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": "^[^\u0000]*$",
+    "description": "as a start's Idempotency-Key: the same key with the same input gives "
+    "back the run it started, with another input the batch is a 409; distinct within a batch",
+}
+
+
+def batch_operation(name: str, body_ref: str) -> dict[str, Any]:
+    def answer(description: str) -> dict[str, Any]:
+        return {"description": description,
+                "content": {"application/json": {"schema": BATCH_RESULT_REF}}}
+
+    return {
+        "tags": ["workflows"],
+        "operationId": f"start_{name}_batch",
+        "summary": f"Start up to {BATCH_MAX} {name} runs in one transaction",
+        "description": (
+            "Every item is validated first; one bad item is a 422 naming it by index "
+            '({"items": {"3": {"input": {...}}}}) and nothing is started. The runs and their '
+            "steps are recorded in one transaction, then each new run is sent to the workers. "
+            "An item whose idempotency_key already started a run with the same input gives "
+            "back that run; with another input the whole batch is a 409."
+        ),
+        "requestBody": {
+            "description": f"the {name} runs to start",
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": body_ref}}},
+        },
+        "responses": {
+            "202": answer("at least one new run was recorded and sent to the workers"),
+            "200": answer("replay: every item's idempotency_key had already started its run"),
+            "400": error_response("the body is not valid JSON"),
+            "409": error_response("an item's idempotency_key was already used with another input"),
+            "413": error_response("the body is larger than MAX_CONTENT_LENGTH"),
+            "415": error_response("the body is not declared as JSON"),
+            "422": error_response(
+                "bad items (each named by index), a key used twice, or more than "
+                f"{BATCH_MAX} items; nothing was started"
+            ),
+        },
+    }
+
+
+def add_batch_operation(spec: Any, name: str, camel: str) -> None:
+    """``POST /api/v1/workflows/<name>/batch`` with items of that workflow's input."""
+    spec.components.schema(
+        f"Batch{camel}Item",
+        component={
+            "type": "object",
+            "description": f"one {name} run to start",
+            "properties": {
+                "input": {"$ref": f"#/components/schemas/{camel}Input"},
+                "idempotency_key": dict(KEY_SCHEMA),
+            },
+            "required": ["input"],
+            "additionalProperties": False,
+        },
+    )
+    spec.components.schema(
+        f"Batch{camel}",
+        component={
+            "type": "object",
+            "description": f"the body that starts many {name} runs",
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "description": f"1 to {BATCH_MAX} runs to start, all or none",
+                    "items": {"$ref": f"#/components/schemas/Batch{camel}Item"},
+                    "minItems": 1,
+                    "maxItems": BATCH_MAX,
+                }
+            },
+            "required": ["items"],
+            "additionalProperties": False,
+        },
+    )
+    spec.path(
+        rule=Rule(f"/api/v1/workflows/{name}/batch"),
+        operations={"post": batch_operation(name, f"#/components/schemas/Batch{camel}")},
+    )
 
 
 def describe_property(prop: dict[str, Any], required: bool) -> str:
@@ -251,4 +343,5 @@ def add_start_operations(
                 )
             },
         )
+        add_batch_operation(spec, workflow.name, camel)
     return published

@@ -16,6 +16,7 @@ from marshmallow import (
 
 from app import json_vetting
 from app.api.cursors import CURSOR_PATTERN
+from app.engine.batch import BATCH_MAX
 from app.engine.bulk import BULK_MAX
 from app.engine.manager import MAX_PAGE
 from app.engine.models import runs
@@ -307,6 +308,47 @@ class IdempotencyHeaderSchema(Schema):
             "description": "same key and same body again → 200 with the same run; "
             "same key and another body → 409"
         },
+    )
+
+
+class BatchItemSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    input = fields.Dict(
+        required=True,
+        metadata={"description": "validated against the workflow's input schema, like a start's"},
+    )
+    idempotency_key = fields.String(
+        validate=[validate.Length(min=1, max=KEY_LENGTH), storable, NO_NUL],
+        metadata={
+            "description": "as the Idempotency-Key header of a start: the same key with the "
+            "same input gives back the run it started; distinct within one batch"
+        },
+    )
+
+
+class BatchStartSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    items = fields.List(
+        fields.Nested(BatchItemSchema),
+        required=True,
+        validate=validate.Length(min=1, max=BATCH_MAX),
+        metadata={"description": f"the runs to start, 1 to {BATCH_MAX}, all or none"},
+    )
+
+
+class BatchResultSchema(Schema):
+    items = fields.List(
+        fields.Nested(RunSchema),
+        required=True,
+        metadata={"description": "one run per item, in the order of the request"},
+    )
+    created = fields.Integer(
+        required=True,
+        metadata={"description": "how many of them this call started (the rest are replays)"},
     )
 
 

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import marshmallow
 import sqlalchemy as sa
@@ -51,6 +51,9 @@ from app.engine.retry import RetryPolicy
 from app.engine.serialize import find_nul, request_hash
 from app.engine.start_sql import record_run
 from app.engine.states import RunStatus, StepKind, StepStatus
+
+if TYPE_CHECKING:
+    from app.engine.batch import BatchItem
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +317,23 @@ class WorkflowManager(RecoveryMixin):
                 if not dbapi.closed:
                     dbapi.autocommit = False
         return created
+
+    def start_many(
+        self, name: str, items: Sequence[BatchItem | Mapping[str, Any]]
+    ) -> builtins.list[StartResult]:
+        """Start up to ``BATCH_MAX`` runs of one workflow in one transaction (``app.engine.batch``).
+
+        ``items`` are ``BatchItem(input, idempotency_key=None)`` or mappings
+        ``{"input": ..., "idempotency_key": ...}``. Every item is validated first:
+        any bad item (each named by index) → ``InvalidInput`` and nothing is
+        written; so does a key used twice in the batch. Keys behave as in
+        ``start``: same key and body → the existing run (``created=False``),
+        another body → ``IdempotencyConflict`` and nothing is written. Returns
+        one ``StartResult`` per item, in order; new runs are sent after commit.
+        """
+        from app.engine.batch import start_many
+
+        return start_many(self, name, items)
 
     def _find_by_key(
         self, name: str, key: str | None, conn: Connection | None

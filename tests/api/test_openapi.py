@@ -27,7 +27,12 @@ ROUTES = {
 
 
 def starts() -> dict[tuple[str, str], str]:
-    return {(f"/api/v1/workflows/{w.name}", "post"): "202" for w in registry}
+    """A start and a batch start per registered workflow."""
+    return {
+        (path, "post"): "202"
+        for w in registry
+        for path in (f"/api/v1/workflows/{w.name}", f"/api/v1/workflows/{w.name}/batch")
+    }
 
 
 def resolve(spec: dict, node: dict) -> dict:
@@ -98,6 +103,25 @@ def test_each_start_operation_takes_its_workflows_own_input_schema(make_app):
     links = start["responses"]["202"]["links"]
     assert set(links) == {"GetRun", "RetryRun", "CancelRun"}
     assert links["GetRun"]["parameters"] == {"name_or_id": "$response.body#/id"}
+
+
+def test_each_batch_operation_takes_items_of_its_workflows_input(make_app):
+    spec = document(make_app, None)
+    operation = spec["paths"]["/api/v1/workflows/signup/batch"]["post"]
+    body = resolve(spec, operation["requestBody"]["content"]["application/json"]["schema"])
+    assert body["required"] == ["items"] and body["additionalProperties"] is False
+    items = body["properties"]["items"]
+    assert (items["minItems"], items["maxItems"]) == (1, 1000)
+    item = resolve(spec, items["items"])
+    assert set(item["properties"]) == {"input", "idempotency_key"} and item["required"] == ["input"]
+    assert resolve(spec, item["properties"]["input"]) == resolve(
+        spec, resolve(spec, spec["paths"]["/api/v1/workflows/signup"]["post"]["requestBody"][
+            "content"]["application/json"]["schema"])["properties"]["input"])
+    assert set(operation["responses"]) == {"200", "202", "400", "409", "413", "415", "422", "503"}
+    result = resolve(spec, operation["responses"]["202"]["content"]["application/json"]["schema"])
+    assert set(result["properties"]) == {"items", "created"}
+    # the generic rule serves any name but is documented per workflow only
+    assert "/api/v1/workflows/{name}/batch" not in spec["paths"]
 
 
 def test_without_a_token_the_document_declares_no_security_and_no_401(make_app):

@@ -51,6 +51,12 @@ def test_api_bench_reports_a_figure_or_says_why_not() -> None:
     assert result.get("skipped") or result["requests"] > 0
 
 
+def test_batch_bench_reports_both_ways_of_starting() -> None:
+    result = run_bench("batch")
+    assert result["runs_per_s"]["start_many"] > 0 and result["runs_per_s"]["sequential start"] > 0
+    assert result["runs_per_call"] > 0
+
+
 def test_scale_bench_shows_the_plans_indexes() -> None:
     result = run_bench("scale")
     assert result["queries"]["list newest 50"]["indexes"]
