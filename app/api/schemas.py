@@ -223,7 +223,7 @@ class RunListQuerySchema(RunFilterSchema):
         return data
 
     id_prefix = fields.String(
-        validate=[validate.Regexp(r"^[0-9a-fA-F]{4}[0-9a-fA-F-]{0,32}$"), _id_prefix],
+        validate=[validate.Regexp(r"^[0-9a-fA-F]{4}(-?[0-9a-fA-F]){0,28}-?$"), _id_prefix],
         metadata={"description": "the start of a run id, e.g. the 8 characters the dashboard shows"},
     )
     idempotency_key = fields.String(
