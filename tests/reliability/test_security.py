@@ -90,13 +90,19 @@ def test_every_api_route_and_method_answers_401_without_the_right_token(web):
         for rule in create_app().url_map.iter_rules()
         if rule.rule.startswith("/api")
     }
-    # each workflow's own start operation (/api/v1/workflows/signup) is served by
-    # the one rule /api/v1/workflows/{name_or_id}
-    documented = {
-        "/api/v1/workflows/{name_or_id}" if re.fullmatch(r"/api/v1/workflows/[a-z][a-z0-9_]*", path)
-        and path not in served else path
-        for path in openapi_paths(web) if path.startswith("/api")
-    }
+    # each workflow's own start and batch operations (/api/v1/workflows/signup,
+    # .../signup/batch) are served by the rules /api/v1/workflows/{name_or_id}
+    # and /api/v1/workflows/{name}/batch
+    def rule_of(path: str) -> str:
+        if path in served:
+            return path
+        if re.fullmatch(r"/api/v1/workflows/[a-z][a-z0-9_]*", path):
+            return "/api/v1/workflows/{name_or_id}"
+        if re.fullmatch(r"/api/v1/workflows/[a-z][a-z0-9_]*/batch", path):
+            return "/api/v1/workflows/{name}/batch"
+        return path
+
+    documented = {rule_of(path) for path in openapi_paths(web) if path.startswith("/api")}
     assert len(documented) >= 4 and documented <= served, documented - served
     refused: Counter[str] = Counter()
     with httpx.Client(base_url=web.base, timeout=10) as http:
