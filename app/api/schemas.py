@@ -300,14 +300,19 @@ class StartRunSchema(Schema):
     )
 
 
-class IdempotencyHeaderSchema(Schema):
-    idempotency_key = fields.String(
-        data_key="Idempotency-Key",
+def idempotency_key_field(description: str, **options: Any) -> fields.String:
+    """An idempotency key as the API takes it: 1 to KEY_LENGTH storable characters."""
+    return fields.String(
         validate=[validate.Length(min=1, max=KEY_LENGTH), storable, NO_NUL],
-        metadata={
-            "description": "same key and same body again → 200 with the same run; "
-            "same key and another body → 409"
-        },
+        metadata={"description": description},
+        **options,
+    )
+
+
+class IdempotencyHeaderSchema(Schema):
+    idempotency_key = idempotency_key_field(
+        "same key and same body again → 200 with the same run; same key and another body → 409",
+        data_key="Idempotency-Key",
     )
 
 
@@ -319,12 +324,9 @@ class BatchItemSchema(Schema):
         required=True,
         metadata={"description": "validated against the workflow's input schema, like a start's"},
     )
-    idempotency_key = fields.String(
-        validate=[validate.Length(min=1, max=KEY_LENGTH), storable, NO_NUL],
-        metadata={
-            "description": "as the Idempotency-Key header of a start: the same key with the "
-            "same input gives back the run it started; distinct within one batch"
-        },
+    idempotency_key = idempotency_key_field(
+        "as the Idempotency-Key header of a start: the same key with the "
+        "same input gives back the run it started; distinct within one batch"
     )
 
 
