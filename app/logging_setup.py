@@ -34,6 +34,9 @@ def configure_logging(log_format: str = "json", level: str = "info", *, force: b
     )
     structlog.configure(
         processors=[
+            # below the level, stop before building the event (context merge,
+            # timestamp): a worker at WARNING skips its two INFO lines per step
+            structlog.stdlib.filter_by_level,
             *SHARED_PROCESSORS,
             structlog.processors.StackInfoRenderer(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,

@@ -122,38 +122,63 @@ def client_app(settings: Settings) -> Celery:
 
 
 def make_dispatch(celery_app: Celery, registry: Registry) -> Any:
-    """``dispatch(run_id, workflow, steps)`` for the manager.
+    """``dispatch(run_id, workflow, steps, parent=None)`` for the manager.
 
     Each ready step is sent with its straight continuation as a Celery chain
     (the steps after it that wait for it alone), so a linear workflow is one
     chain, as in plain Celery; the engine still decides every hop in Postgres
     and the worker follows the chain only where Postgres agrees.
+
+    The message is the one ``chain(...).apply_async()`` sends — the first
+    task, carrying the rest (last first) as signature dicts — built by
+    Celery's own message factory (``amqp.as_task_v2``) and sent through its
+    ``send_task_message``, without the canvas, router and option merging of
+    ``send_task`` (0.94 → 0.53 ms per send here). Nothing stamps the sender's
+    time limits on it: the worker applies those of the task it registered.
+    ``parent``: the (task id, root id) of the task that made the steps ready,
+    so Flower links a run's tasks as one tree.
     """
+    amqp = celery_app.amqp
+    # On Redis a queue needs no declaring to be published to (the message goes
+    # straight onto its list); a broker that routes (AMQP) declares it, once
+    # per connection, as kombu caches it.
+    declare: list[Any] | None = [] if celery_app.conf.broker_url.startswith("redis") else None
 
-    def signature(workflow: str, step: str, run_id: uuid.UUID) -> Any:
-        name = f"{workflow}.{step}"
-        return celery_app.signature(
-            name, args=(str(run_id),), immutable=True, queue=step_queue(name)
+    def publish(name: str, queue: str, args: tuple[str, ...], chain: list[dict[str, Any]] | None,
+                parent: tuple[str, str] | None) -> None:
+        task_id = str(uuid.uuid4())
+        message = amqp.as_task_v2(
+            task_id, name, args, {}, chain=chain,
+            argsrepr=repr(args), kwargsrepr="{}",
+            parent_id=parent[0] if parent else None,
+            root_id=parent[1] if parent else None,
+            ignore_result=True,
         )
+        with celery_app.producer_or_acquire() as producer:
+            amqp.send_task_message(
+                producer, name, message, queue=amqp.queues[queue], declare=declare
+            )
 
-    def dispatch(run_id: uuid.UUID, workflow: str, steps: Sequence[str]) -> None:
+    def link(name: str, args: tuple[str, ...]) -> dict[str, Any]:
+        # what a frozen immutable signature serialises to
+        return {"task": name, "args": list(args), "kwargs": {}, "options": {"queue": step_queue(name)},
+                "subtask_type": None, "immutable": True}
+
+    def dispatch(
+        run_id: uuid.UUID, workflow: str, steps: Sequence[str],
+        parent: tuple[str, str] | None = None,
+    ) -> None:
         definition = registry.code(workflow)
         if definition is None and registry.is_stored(workflow):
             # a designed workflow: every step through the one designed task, one message each
             for step in steps:
-                celery_app.signature(
-                    DESIGNED_TASK, args=(str(run_id), step), immutable=True, queue=DESIGNED_QUEUE
-                ).apply_async()
+                publish(DESIGNED_TASK, DESIGNED_QUEUE, (str(run_id), step), None, parent)
             return
+        args = (str(run_id),)
         for step in steps:
             names = definition.continuation(step) if definition is not None else [step]
             first = f"{workflow}.{names[0]}"
-            # the message a ``chain(...).apply_async()`` sends — the first task, carrying
-            # the rest (last first) — without building and freezing the canvas and
-            # its result objects first: nothing reads results, Postgres is the store
-            rest = [signature(workflow, name, run_id) for name in reversed(names[1:])]
-            celery_app.send_task(
-                first, args=(str(run_id),), queue=step_queue(first), chain=rest or None
-            )
+            rest = [link(f"{workflow}.{name}", args) for name in reversed(names[1:])]
+            publish(first, step_queue(first), args, rest or None, parent)
 
     return dispatch

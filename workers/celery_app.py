@@ -54,6 +54,8 @@ def create_celery() -> Celery:
     celery_app.conf.beat_schedule = load_beat_schedule()
     # stamps each scheduled workflow's slot, so two beats never double a run
     celery_app.conf.beat_scheduler = "workers.periodic:SlotScheduler"
+    # task events (-E, Flower) published in batches, not one message each
+    celery_app.conf.worker_consumer = "workers.consumer:Consumer"
     STATE_DIR.mkdir(exist_ok=True)
     return celery_app
 
@@ -121,19 +123,3 @@ def _stop_heartbeat_thread(sender: Any = None, **_: Any) -> None:
         get_manager().forget_worker(_worker_name(sender))
     except Exception as exc:
         log.warning("could not deregister the worker", error=str(exc).partition("\n")[0][:200])
-
-
-@signals.task_prerun.connect
-def _bind_log_context(task: Any = None, args: Any = None, **_: Any) -> None:
-    structlog.contextvars.clear_contextvars()
-    name = getattr(task, "name", "") or ""
-    workflow, _, step = name.partition(".")
-    if step and workflow in registry and args:
-        structlog.contextvars.bind_contextvars(
-            run_id=str(args[0]), workflow=workflow, step=step, task_id=task.request.id
-        )
-
-
-@signals.task_postrun.connect
-def _clear_log_context(**_: Any) -> None:
-    structlog.contextvars.clear_contextvars()

@@ -4,9 +4,8 @@ One Celery task per step, named ``<workflow>.<step>`` and routed to its own
 queue; its body addresses the step by run id and **step name**, runs the
 engine's protocol, and maps the decision onto Celery:
 
-- continue → the chain message goes on where Postgres agrees with it (its next
-  task is exactly the one step made ready); otherwise the chain is cut and the
-  ready steps are sent from what Postgres decided;
+- continue → the steps Postgres made ready are sent (a linear stretch as one
+  chain, as the start sends it); the message's own chain is never trusted;
 - later → the same message again after a countdown (a retry, a countdown that
   came early, a claim that could not reach the database);
 - stop → the chain is cut; nothing more for this message;
@@ -81,15 +80,19 @@ def holder_died_here(task: Task, holder: str | None) -> bool:
     return False
 
 
-def _next_in_chain(task: Task) -> str | None:
-    chain = task.request.chain
-    if not chain:
-        return None
-    nxt = chain[-1]
-    return str(nxt.get("task")) if isinstance(nxt, dict) else None
+def _lineage(task: Task) -> tuple[str, str]:
+    """(this task's id, its root id): what the next messages name as parent and root."""
+    return str(task.request.id), str(task.request.root_id or task.request.id)
 
 
 def run_step(task: Task, workflow_name: str, step_name: str, run_id_text: str) -> None:
+    # every line written inside the step names it, Celery's own "succeeded in"
+    # line included (bound here, cleared by ``StepTask.after_return``, rather
+    # than by task_prerun/postrun handlers that Celery would call for every task)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        run_id=run_id_text, workflow=workflow_name, step=step_name, task_id=task.request.id
+    )
     manager = get_manager()
     run_id = uuid.UUID(run_id_text)
     workflow = manager.registry.code(workflow_name)
@@ -137,6 +140,7 @@ def run_designed_step(task: Task, run_id_text: str, step_name: str) -> None:
     if run is None:
         log.warning("designed step of an unknown run; nothing to do", run_id=run_id_text)
         return None
+    structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
         run_id=run_id_text, workflow=run.name, step=step_name, task_id=task.request.id
     )
@@ -151,10 +155,23 @@ def run_designed_step(task: Task, run_id_text: str, step_name: str) -> None:
     return None
 
 
+class StepTask(Task):  # type: ignore[misc]
+    """The base of every step task: its log context ends with it.
+
+    ``after_return`` runs after Celery has logged the task's outcome, so that
+    line still names the run and the step; a task run next by this process
+    (a sweep, another step) starts with no context of this one.
+    """
+
+    def after_return(self, *args: Any, **kwargs: Any) -> None:
+        structlog.contextvars.clear_contextvars()
+
+
 def step_task_options(timeout: float) -> dict[str, Any]:
     """What every step task is: acked after its checkpoint, redelivered when its worker
     dies, retried by the engine's policy (never Celery's own limit), time-limited."""
     return {
+        "base": StepTask,
         "bind": True,
         "soft_time_limit": timeout,
         "time_limit": hard_limit(timeout),
@@ -184,17 +201,16 @@ def _carry(task: Task, manager: Any, workflow: str, run_id: uuid.UUID, decision:
     if decision.action is Action.LATER and not decision.parked:
         # same task, same chain: the rest of the workflow rides along
         raise task.retry(countdown=decision.delay, max_retries=None)
-    if decision.action is Action.CONTINUE:
-        nxt = _next_in_chain(task)
-        send = list(decision.send)
-        if nxt is not None and send == [nxt.partition(".")[2]] and nxt.partition(".")[0] == workflow:
-            return  # the chain carries exactly what Postgres made ready
-        task.request.chain = None
-        manager.send(run_id, workflow, send)
-        return
+    # Postgres said what is ready: send exactly that (a linear stretch again as
+    # one chain), never the rest of this message's chain, which may be stale.
+    # Sent here rather than by Celery's canvas: the same message, for a
+    # fraction of the CPU (``app.messaging.make_dispatch``).
     task.request.chain = None
+    if decision.action is Action.CONTINUE:
+        manager.send(run_id, workflow, list(decision.send), _lineage(task))
+        return
     if decision.action is Action.FAILED:
-        manager.send(run_id, workflow, list(decision.send))
+        manager.send(run_id, workflow, list(decision.send), _lineage(task))
         error = decision.error or {}
         raise StepFailed(f"{error.get('type')}: {error.get('message')}")
 

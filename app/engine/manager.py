@@ -59,7 +59,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["RecoveryReport", "StartResult", "WorkflowManager", "structured_error"]
 
-Dispatch = Callable[[uuid.UUID, str, Sequence[str]], None]
+# dispatch(run id, workflow, step names, parent): ``parent`` is the (task id,
+# root id) of the task that made the steps ready, or None
+Dispatch = Callable[..., None]
 RunDict = dict[str, Any]
 
 MAX_PAGE = 500
@@ -152,15 +154,24 @@ class WorkflowManager(RecoveryMixin):
     def set_dispatch(self, dispatch: Dispatch) -> None:
         self._dispatch = dispatch
 
-    def send(self, run_id: uuid.UUID, workflow: str, step_names: Sequence[str]) -> bool:
-        """Send these steps of the run; a failed send is left to the sweep."""
+    def send(
+        self, run_id: uuid.UUID, workflow: str, step_names: Sequence[str],
+        parent: tuple[str, str] | None = None,
+    ) -> bool:
+        """Send these steps of the run; a failed send is left to the sweep.
+
+        ``parent``: the (task id, root id) of the step task that made them ready.
+        """
         if not step_names:
             return True
         if self._dispatch is None:
             log.warning("no dispatcher configured; run %s waits for the recovery sweep", run_id)
             return False
         try:
-            self._dispatch(run_id, workflow, list(step_names))
+            if parent is None:
+                self._dispatch(run_id, workflow, list(step_names))
+            else:
+                self._dispatch(run_id, workflow, list(step_names), parent)
         except Exception:  # broker down: the run is recorded, the sweep will send it
             log.exception("could not send run %s; the recovery sweep will retry", run_id)
             return False
@@ -220,35 +231,8 @@ class WorkflowManager(RecoveryMixin):
         data = self.validate_input(workflow, payload)
         digest = request_hash(data) if idempotency_key is not None else None
         run_id = uuid.uuid4()
-        roots = [s.name for s in workflow.forward_steps if not s.after]
-        step_rows = step_rows_of(workflow)
-        insert = (
-            pg_insert(runs)
-            .values(
-                id=run_id,
-                name=name,
-                status=RunStatus.PENDING.value,
-                input=data,
-                idempotency_key=idempotency_key,
-                request_hash=digest,
-                # a stored (designed) workflow's version: the run keeps it for good
-                definition_version=getattr(workflow, "version", None),
-                created_at=sa.func.now(),
-                updated_at=sa.func.now(),
-            )
-            .on_conflict_do_nothing(index_elements=["idempotency_key", "name"])
-            .returning(runs.c.created_at)
-        )
-
-        def record(c: Connection) -> datetime | None:
-            created_at: datetime | None = c.execute(insert).scalar_one_or_none()
-            if created_at is None:
-                return None
-            c.execute(steps.insert().values([row | {"run_id": run_id} for row in step_rows]))
-            return created_at
-
         if conn is not None:
-            created = record(conn)
+            created = self._record_in(conn, run_id, workflow, data, idempotency_key, digest)
         else:
             created = self._record_alone(run_id, workflow, data, idempotency_key, digest)
         if created is None:
@@ -260,7 +244,7 @@ class WorkflowManager(RecoveryMixin):
                 )
             return StartResult(self.get(existing["id"], conn=conn), created=False)
         if conn is None:
-            self.send(run_id, name, roots)
+            self.send(run_id, name, root_names(workflow))
         # what was just written, without reading it back: the API's hot path
         run: RunDict = {
             "id": run_id,
@@ -279,8 +263,8 @@ class WorkflowManager(RecoveryMixin):
             "definition_version": getattr(workflow, "version", None),
             "steps": [
                 {
-                    "name": row["name"],
-                    "position": row["position"],
+                    "name": step.name,
+                    "position": step.position,
                     "status": StepStatus.PENDING.value,
                     "attempts": 0,
                     "output": None,
@@ -288,17 +272,46 @@ class WorkflowManager(RecoveryMixin):
                     "started_at": None,
                     "finished_at": None,
                     "next_attempt_at": None,
-                    "after": row["after"],
-                    "kind": row["kind"],
-                    "signal": row["signal"],
+                    "after": list(step.after),
+                    "kind": step.kind.value,
+                    "signal": step.signal,
                     "wake_at": None,
                     "waiting_for": None,
                     "history": [],
                 }
-                for row in step_rows
+                for step in workflow.steps
             ],
         }
         return StartResult(run, created=True)
+
+    def _record_in(
+        self, conn: Connection, run_id: uuid.UUID, workflow: Workflow, data: Any,
+        key: str | None, digest: str | None,
+    ) -> datetime | None:
+        """The run and its steps inside the caller's transaction (it sends after commit)."""
+        insert = (
+            pg_insert(runs)
+            .values(
+                id=run_id,
+                name=workflow.name,
+                status=RunStatus.PENDING.value,
+                input=data,
+                idempotency_key=key,
+                request_hash=digest,
+                # a stored (designed) workflow's version: the run keeps it for good
+                definition_version=getattr(workflow, "version", None),
+                created_at=sa.func.now(),
+                updated_at=sa.func.now(),
+            )
+            .on_conflict_do_nothing(index_elements=["idempotency_key", "name"])
+            .returning(runs.c.created_at)
+        )
+        created_at: datetime | None = conn.execute(insert).scalar_one_or_none()
+        if created_at is not None:
+            conn.execute(steps.insert().values(
+                [row | {"run_id": run_id} for row in step_rows_of(workflow)]
+            ))
+        return created_at
 
     def _record_alone(
         self, run_id: uuid.UUID, workflow: Workflow, data: Any, key: str | None,
@@ -600,6 +613,11 @@ _READY_AFTER = sa.text(
                         AND q.status NOT IN ({transitions.DONE}))
     """
 ).bindparams(sa.bindparam("run_id", type_=sa.Uuid))
+
+
+def root_names(workflow: Workflow) -> list[str]:
+    """The steps a new run starts with: forward steps that follow no other."""
+    return [s.name for s in workflow.forward_steps if not s.after]
 
 
 def step_rows_of(workflow: Workflow) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ race: a conflicting insert returns no row and writes no steps.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import datetime
@@ -46,10 +47,13 @@ _RECORD = prepared("stepwise_start", """
 ])
 
 
+@functools.lru_cache(maxsize=512)
 def steps_json(workflow: Workflow) -> str:
     """The new run's copy of the graph, as the statement's one JSON parameter.
 
-    Roots are marked sent (``dispatched_at``): the start sends them.
+    Roots are marked sent (``dispatched_at``): the start sends them. The same
+    for every run of a (frozen) workflow, so it is built once per workflow
+    object (a stored workflow's versions are objects of their own).
     """
     return json.dumps([
         {
