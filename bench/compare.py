@@ -18,7 +18,8 @@ The workload is the same for all: a workflow of 3 (or 1) no-op steps.
   counted on the client side (pg_stat_statements is not loaded on this server).
 
 Every system gets its own database / Redis database number; Stepwise runs
-through ``manager.start`` with prefork c=2 and log level warning.
+through ``manager.start`` with the Procfile's pool (prefork, two processes per core)
+and log level warning.
 
     python -m bench.compare [--smoke] [--systems a,b] [--pool prefork|threads] [--rounds N]
 """
@@ -69,7 +70,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI), not a measurement")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
     parser.add_argument("--pool", default="prefork", help="pool of the project's worker")
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=2 * len(os.sched_getaffinity(0)),
+                        help="processes of the project's worker (default: the Procfile's, 2 per core)")
     parser.add_argument("--events", choices=("on", "off"), default="on",
                         help="the project's worker with -E (as the Procfile) or without")
     parser.add_argument("--rounds", type=int, default=None, help="throughput rounds")
