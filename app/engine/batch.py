@@ -318,5 +318,5 @@ def start_many(
         recorded = record(conn, workflow, prepared, step_rows)
     for run, created in recorded:
         if created:
-            manager.send(run["id"], name, roots)
+            manager.outbox.put(run["id"], name, roots)
     return [StartResult(run, created=created) for run, created in recorded]

@@ -44,6 +44,7 @@ from app.engine.errors import (
 )
 from app.engine.graph import ancestors
 from app.engine.models import runs, steps
+from app.engine.outbox import Outbox
 from app.engine.queries import RunFilter
 from app.engine.recovery import RecoveryMixin, RecoveryReport
 from app.engine.registry import Registry
@@ -148,6 +149,8 @@ class WorkflowManager(RecoveryMixin):
         # a worker not seen for this long is not counted as having its steps
         self.worker_ttl = worker_ttl
         self._dispatch = dispatch
+        # a new run's first messages: sent after its commit, off the caller's thread
+        self.outbox = Outbox(self.send)
 
     # -- wiring ------------------------------------------------------------
 
@@ -176,6 +179,10 @@ class WorkflowManager(RecoveryMixin):
             log.exception("could not send run %s; the recovery sweep will retry", run_id)
             return False
         return True
+
+    def flush_sends(self, timeout: float = 5.0) -> bool:
+        """Wait until the chains of the runs started so far are published."""
+        return self.outbox.flush(timeout)
 
     # -- definitions ---------------------------------------------------------
 
@@ -220,7 +227,11 @@ class WorkflowManager(RecoveryMixin):
         *,
         conn: Connection | None = None,
     ) -> StartResult:
-        """Record a run and its steps in one transaction, then send its chain.
+        """Record a run and its steps in one statement, then have its chain sent.
+
+        Returns once the run is durable; the chain is published right after by
+        this process's sender thread (``app.engine.outbox``), or by the
+        recovery sweep if this process dies first. ``flush_sends`` waits for it.
 
         With an idempotency key, the unique (key, name) constraint decides the
         race: the loser reads the winner's run. Same body → same run; another
@@ -244,7 +255,7 @@ class WorkflowManager(RecoveryMixin):
                 )
             return StartResult(self.get(existing["id"], conn=conn), created=False)
         if conn is None:
-            self.send(run_id, name, root_names(workflow))
+            self.outbox.put(run_id, name, root_names(workflow))
         # what was just written, without reading it back: the API's hot path
         run: RunDict = {
             "id": run_id,

@@ -58,6 +58,8 @@ def test_start_records_run_and_steps_then_sends_once(mgr, recorder):
     assert [s["name"] for s in run["steps"]] == [
         "create_user", "provision_plan", "send_welcome_email", "notify_team", "send_welcome_sms"
     ]
+    # the chain goes out from the sender thread, once the run is durable
+    assert mgr.flush_sends()
     assert recorder.sent == [(run["id"], "signup", "create_user")]
 
 
@@ -84,6 +86,7 @@ def test_same_key_same_body_returns_the_same_run(mgr, recorder):
     b = mgr.start("signup", dict(body), idempotency_key=key)
     assert a.created and not b.created
     assert a.run["id"] == b.run["id"]
+    assert mgr.flush_sends()
     assert len(recorder.sent) == 1
 
 
@@ -123,6 +126,7 @@ def test_twenty_concurrent_starts_with_one_key_make_one_run(mgr, recorder, engin
         assert c.execute(
             sa.select(sa.func.count()).select_from(runs).where(runs.c.idempotency_key == key)
         ).scalar() == 1
+    assert mgr.flush_sends()
     assert len(recorder.sent) == 1
 
 
@@ -176,6 +180,7 @@ def test_retry_of_a_cancelled_run_resumes_at_its_first_unfinished_step(mgr, reco
             .values(status="succeeded", output={"n": 1}, attempts=1)
         )
     mgr.cancel(run_id)
+    assert mgr.flush_sends()
     recorder.sent.clear()
     run = mgr.retry(run_id)
     assert run["status"] == "pending"

@@ -63,6 +63,8 @@ class Driver:
 
     def start(self, name: str, payload: dict[str, Any] | None = None) -> uuid.UUID:
         run_id: uuid.UUID = self.manager.start(name, payload or {}).run["id"]
+        # the start's chain goes out from the manager's sender thread: wait for it
+        assert self.manager.flush_sends()
         return run_id
 
     def attempt(self, run_id: uuid.UUID, step: str, workflow: str | None = None) -> Attempt:
