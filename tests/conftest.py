@@ -70,6 +70,16 @@ def engine(database: str) -> sa.Engine:
     return get_engine(database)
 
 
+@pytest.fixture(autouse=True)
+def _starts_sent_before_the_next_test() -> Iterator[None]:
+    """A start's chain is published by a sender thread (``app.engine.outbox``): a
+    test's sends are out before the next test begins, not inside it."""
+    yield
+    from app.engine.outbox import flush_all
+
+    flush_all(10)
+
+
 @pytest.fixture(scope="session")
 def manager(database: str):  # type: ignore[no-untyped-def]
     from app.runtime import get_manager

@@ -22,6 +22,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,15 @@ CAPACITY = 10_000
 EXIT_WAIT_SECONDS = 5.0
 
 
+_outboxes: weakref.WeakSet[Outbox] = weakref.WeakSet()
+
+
+def flush_all(timeout: float = EXIT_WAIT_SECONDS) -> bool:
+    """Wait until every outbox of this process has sent what it holds (at exit, in tests)."""
+    deadline = time.monotonic() + timeout
+    return all([box.flush(max(0.0, deadline - time.monotonic())) for box in list(_outboxes)])
+
+
 class Outbox:
     def __init__(self, send: Callable[..., Any], capacity: int = CAPACITY) -> None:
         self._send = send
@@ -38,6 +48,7 @@ class Outbox:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue(capacity)
+        _outboxes.add(self)
 
     def put(self, *item: Any) -> None:
         """Send ``self._send(*item)`` soon, from the sender thread."""
@@ -69,8 +80,6 @@ class Outbox:
                     threading.Thread(
                         target=self._run, args=(self._queue,), name="stepwise-outbox", daemon=True
                     ).start()
-                    if self._pid is None:
-                        atexit.register(self.flush)
                     self._pid = os.getpid()
         return self._queue
 
@@ -83,3 +92,6 @@ class Outbox:
                 log.exception("could not send %r; the recovery sweep will", item[:2])
             finally:
                 q.task_done()
+
+
+atexit.register(flush_all)
