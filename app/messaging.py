@@ -73,6 +73,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "visibility_timeout": settings.celery_visibility_timeout,
             "socket_connect_timeout": 5,
             "socket_timeout": 30,
+            # kombu's Redis transport keeps four lists per queue for message priorities
+            # and waits on all of them (BRPOP) after every message it takes; steps are
+            # never sent with a priority, and with a queue per step four times the keys
+            # cost a worker 0.6 ms per hop here (3.0 -> 2.4 ms, plain chain, c=2)
+            **({"priority_steps": [0]} if redis_broker else {}),
         },
         "broker_heartbeat": 10,
         "task_publish_retry_policy": {
