@@ -125,6 +125,7 @@ def render(result: dict[str, Any]) -> str:
         ["CPU per workflow, ms (sum below)", *(systems[x]["cpu_ms_per_workflow"] for x in names)],
         *([f"  {c}", *(_cell(systems, x, cpu(c)) for x in names)] for c in COMPONENTS),
         ["  machine (every process)", *(_cell(systems, x, cpu("machine")) for x in names)],
+        ["  host steal (the hypervisor's)", *(_cell(systems, x, cpu("steal")) for x in names)],
     ]
     parts = [table("same run, side by side (3 no-op steps unless stated)", ["", *names], rows)]
     ratio_rows = [
