@@ -55,7 +55,10 @@ def test_flower_requires_basic_auth_and_lists_the_step_tasks_that_ran(manager, o
                 t["name"]: t for t in tasks.values()
                 if t.get("args") and list(ast.literal_eval(t["args"])) == [run_id]
             }
-            return mine if len(mine) == 3 else None
+            # the worker sends its task events in batches (workers.consumer), so the
+            # last step's task-succeeded can reach Flower after Postgres says succeeded
+            finished = all(t["state"] in ("SUCCESS", "FAILURE") for t in mine.values())
+            return mine if len(mine) == 3 and finished else None
 
         tasks = wait_for(step_tasks, timeout=30, what="Flower to list the run's step tasks")
         assert set(tasks) == {"flaky.prepare", "flaky.call_api", "flaky.finish"}
