@@ -4,7 +4,9 @@ Both sides start the 3-step ``bench_noop`` workflow from Python in this process:
 record the runs and their steps, then send each run's chain to the broker. No
 worker runs (the messages wait in the scratch Redis database, flushed at the
 end), so this is the start path alone: N transactions and N sends one after
-another, against one transaction of two statements and the same N sends.
+another, against one transaction of two statements and the same N sends. The
+sends go through the manager's sender thread (``app.engine.outbox``); each side's
+clock stops once they are all published (``flush_sends``), not when the calls return.
 Rounds alternate the two sides so load from elsewhere on the machine hits both
 alike; the median round of each is reported.
 
@@ -32,16 +34,19 @@ def main() -> None:
 
         manager = get_manager()
         manager.start(WORKFLOW, {})  # warm the pool, the broker connection and the registry
+        manager.flush_sends()
 
         def sequential() -> float:
             t0 = time.perf_counter()
             for _ in range(runs):
                 manager.start(WORKFLOW, {})
+            assert manager.flush_sends(timeout=60), "chains not published within 60 s"
             return time.perf_counter() - t0
 
         def batched() -> float:
             t0 = time.perf_counter()
             results = manager.start_many(WORKFLOW, [{"input": {}}] * runs)
+            assert manager.flush_sends(timeout=60), "chains not published within 60 s"
             elapsed = time.perf_counter() - t0
             assert sum(r.created for r in results) == runs
             return elapsed
