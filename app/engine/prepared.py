@@ -66,8 +66,7 @@ class Rows:
     """The rows of a statement run on the raw cursor: what callers of ``execute`` read."""
 
     def __init__(self, names: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        row_type = _row_type(names) if names else None
-        self._rows = [row_type._make(r) for r in rows] if row_type is not None else []
+        self._rows = [_row_type(names)._make(r) for r in rows] if names else []
 
     def one_or_none(self) -> Any:
         if len(self._rows) > 1:
